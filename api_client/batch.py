@@ -1,0 +1,120 @@
+"""Running several generation requests at once and streaming their pictures to a sink.
+
+All requests go out together. As soon as one answers, its pictures start
+downloading and decoding in worker threads (Pillow and numpy release the GIL),
+and each decoded picture is handed to the sink with its final batch index, so the
+caller can write it straight into its slice of a preallocated output. The
+calling thread only waits, checks for cancellation at least every
+``poll_interval`` seconds, and reports progress.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .client import ApiClient, GenerationResponse, ImageRef
+from .decode import decode_image
+from .request import GenerationRequest
+
+
+class ImageSink(Protocol):
+    """Receives decoded pictures; called from worker threads, one call per batch index."""
+
+    def write(self, index: int, pixels: np.ndarray) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    """What a batch produced, in batch order."""
+
+    requested: int
+    filled: list[int] = field(default_factory=list)
+    image_urls: list[str | None] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    credits_used: float | None = None
+    requests_sent: int = 0
+
+    def add_credits(self, value: float | None) -> None:
+        if value is not None:
+            self.credits_used = (self.credits_used or 0.0) + value
+
+
+def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,
+                      cancel: threading.Event, decode_slots: threading.Semaphore) -> tuple[int, int]:
+    data = client.fetch_image(ref, cancel)
+    # Bound concurrent decodes to the cores so peak memory stays near the output size.
+    with decode_slots:
+        pixels = decode_image(data)
+        del data
+        sink.write(index, pixels)
+    return pixels.shape[1], pixels.shape[0]
+
+
+def run_batch(
+    client: ApiClient,
+    requests: Sequence[GenerationRequest],
+    sink: ImageSink,
+    *,
+    check_cancel: Callable[[], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    poll_interval: float = 0.05,
+) -> BatchResult:
+    """Send ``requests`` concurrently and deliver every picture to ``sink``.
+
+    ``check_cancel`` is called from this thread at least every ``poll_interval``
+    seconds; whatever it raises ends the batch at once, without waiting for
+    requests in flight. Any error cancels the remaining work and is re-raised.
+    """
+    offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
+    result = BatchResult(requested=sum(r.num_images for r in requests))
+    result.image_urls = [None] * result.requested
+    result.sizes = [(0, 0)] * result.requested
+    total_steps = len(requests) + result.requested
+    steps = 0
+    cancel = threading.Event()
+    decode_slots = threading.Semaphore(max(1, os.cpu_count() or 1))
+    executor = ThreadPoolExecutor(max_workers=len(requests) + result.requested, thread_name_prefix="flux2-lora")
+    pending: dict[Future, tuple[str, int]] = {}
+    finished = False
+    try:
+        for k, request in enumerate(requests):
+            pending[executor.submit(client.generate, request.to_body(), cancel)] = ("post", k)
+        result.requests_sent = len(requests)
+        if on_progress:
+            on_progress(0, total_steps)
+        while pending:
+            if check_cancel:
+                check_cancel()
+            done, _ = wait(pending, timeout=poll_interval, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, k = pending.pop(future)
+                if kind == "post":
+                    response: GenerationResponse = future.result()
+                    result.add_credits(response.credits_used)
+                    # More pictures than asked for are ignored; fewer leave gaps the caller closes.
+                    for i, ref in enumerate(response.images[: requests[k].num_images]):
+                        index = offsets[k] + i
+                        result.image_urls[index] = ref.url
+                        job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots)
+                        pending[job] = ("image", index)
+                    steps += 1 + requests[k].num_images - min(len(response.images), requests[k].num_images)
+                else:
+                    result.sizes[k] = future.result()
+                    result.filled.append(k)
+                    steps += 1
+                if on_progress:
+                    on_progress(steps, total_steps)
+        finished = True
+    finally:
+        if not finished:
+            cancel.set()
+        executor.shutdown(wait=finished, cancel_futures=not finished)
+    result.filled.sort()
+    return result

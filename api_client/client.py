@@ -1,0 +1,404 @@
+"""The HTTP client for POST {base}/images/generations and the picture downloads.
+
+One reused ``requests.Session`` per (base URL, key), explicit connect and read
+timeouts, retries only where a repeat cannot bill twice, and one function that
+turns any HTTP failure into an error from ``errors``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from .config import ApiKey, check_url_scheme
+from .errors import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    Cancelled,
+    ConfigError,
+    DownloadError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    redact,
+)
+from .retry import DOWNLOAD_RETRY_STATUSES, RETRY_STATUSES, RetryPolicy, parse_retry_after, sleep_or_cancel
+
+log = logging.getLogger("flux2_lora")
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 180.0
+DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+DOWNLOAD_DEADLINE = 300.0
+_CHUNK = 256 * 1024
+_MAX_REDIRECTS = 5
+USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds; got {raw!r}.") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be above 0; got {raw!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One picture of a response: a URL to download or inline base64 data."""
+
+    url: str | None = None
+    b64_json: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class GenerationResponse:
+    """A successful answer: the pictures and the credits it cost (None if not reported)."""
+
+    images: list[ImageRef]
+    credits_used: float | None
+
+
+def server_message(response: requests.Response, *secrets: str) -> str:
+    """The human part of an error body (JSON ``message``/``error``/``detail``), redacted and short."""
+    text = ""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        for key in ("message", "error", "detail", "msg"):
+            value = payload.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("detail")
+            if isinstance(value, list):
+                value = "; ".join(str(v.get("msg", v) if isinstance(v, dict) else v) for v in value)
+            if value:
+                text = str(value)
+                break
+    if not text:
+        raw = response.text.strip() if response.content else ""
+        if raw.lower().startswith(("<!doctype", "<html")):
+            text = f"an HTML page instead of JSON ({len(raw)} characters)"
+        else:
+            text = raw
+    text = " ".join(redact(text, *secrets).split())
+    return text[:500] + ("..." if len(text) > 500 else "")
+
+
+def error_for_status(response: requests.Response, key: ApiKey | None, attempts: int = 1) -> APIStatusError:
+    """The one place an HTTP error status becomes a message for people."""
+    status = response.status_code
+    said = server_message(response, key.value if key else "")
+    quoted = f' The API said: "{said}"' if said else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    source = key.source if key else "the configured key"
+    if status == 401:
+        return AuthenticationError(
+            f"The AI/ML API refused the key (401) read from {source}. Check that it is "
+            f"current at https://aimlapi.com/app/keys, then set it again.{quoted}", status, said)
+    if status == 402:
+        return PermissionDeniedError(
+            f"The AI/ML API says the account has no credits left (402). Top up, then run again.{quoted}", status, said)
+    if status == 403:
+        return PermissionDeniedError(
+            f"The AI/ML API refused access (403): the key may not use this model or the "
+            f"account lacks permission.{quoted}", status, said)
+    if status == 404:
+        return NotFoundError(
+            f"The AI/ML API answered 404 at {redact(response.url)}: check AIML_API_BASE "
+            f"(it should end in /v1).{quoted}", status, said)
+    if status in (400, 422):
+        return BadRequestError(f"The AI/ML API refused the request ({status}).{quoted}", status, said)
+    if status == 429:
+        return RateLimitError(
+            f"The AI/ML API is rate limiting this key (429){tries}. Wait a minute or lower "
+            f"num_images.{quoted}", status, said)
+    if status >= 500:
+        return ServerError(
+            f"The AI/ML API had a server error ({status}){tries}. Try again later.{quoted}", status, said)
+    return APIStatusError(f"The AI/ML API answered with status {status}.{quoted}", status, said)
+
+
+def _connection_error(exc: Exception, url: str, key: ApiKey | None) -> APIConnectionError:
+    host = urlsplit(url).hostname or url
+    if isinstance(exc, requests.exceptions.SSLError):
+        what = "the TLS (certificate) check failed"
+    elif isinstance(exc, requests.exceptions.ProxyError):
+        what = "the proxy (HTTPS_PROXY) refused or failed"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        what = "connecting timed out"
+    else:
+        what = "the connection failed or was dropped"
+    detail = redact(str(exc), key.value if key else "")[:300]
+    return APIConnectionError(f"Cannot reach the AI/ML API at {host}: {what}. Check the network, "
+                              f"proxy and AIML_API_BASE. ({detail})")
+
+
+def _was_sent(exc: Exception) -> bool:
+    """Whether a failed POST may have reached the server.
+
+    A connect error or connect timeout never sent the body. A connection that
+    was dropped before any response counts as not processed, per the retry
+    policy; a read timeout does not, since the server may still be working.
+    """
+    return isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError))
+
+
+class ApiClient:
+    """Talks to the AI/ML API with one reused session; safe to share between threads."""
+
+    def __init__(
+        self,
+        api_key: ApiKey | str,
+        base_url: str,
+        *,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    ) -> None:
+        self.key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key, "the key given to ApiClient")
+        check_url_scheme(base_url, "the base URL")
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout or _env_float("FLUX2_LORA_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        self.read_timeout = read_timeout or _env_float("FLUX2_LORA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+        self.retry = retry or RetryPolicy()
+        self.max_download_bytes = max_download_bytes
+        self.session = requests.Session()
+        # Enough pooled connections for 4 requests and 16 downloads at once.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def __repr__(self) -> str:
+        return f"ApiClient(base_url={self.base_url!r}, key from {self.key.source})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- generation -------------------------------------------------------
+
+    def generate(self, body: dict[str, Any], cancel: threading.Event | None = None) -> GenerationResponse:
+        """POST one generation request, retrying only what cannot have been billed."""
+        url = f"{self.base_url}/images/generations"
+        headers = {"Authorization": f"Bearer {self.key.value}", "Content-Type": "application/json"}
+        attempts = 0
+        while True:
+            attempts += 1
+            retry_number = attempts - 1
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("Cancelled before sending.")
+            started = time.monotonic()
+            try:
+                response = self.session.post(
+                    url, json=body, headers=headers, timeout=(self.connect_timeout, self.read_timeout),
+                    allow_redirects=False,
+                )
+            except requests.exceptions.ReadTimeout:
+                raise APITimeoutError(
+                    f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
+                    "NOT sent again because it may still be processed and billed; check your usage "
+                    "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                error = _connection_error(exc, url, self.key)
+                if _was_sent(exc) or retry_number >= self.retry.max_retries:
+                    if _was_sent(exc):
+                        raise APIConnectionError(
+                            f"{error} The answer broke off midway; the request may have been processed "
+                            "and billed, so it was not sent again.") from None
+                    raise error from None
+                wait = self.retry.backoff(retry_number)
+                log.info("connection to %s failed (%s); retry %d in %.1f s",
+                         urlsplit(url).hostname, type(exc).__name__, attempts, wait)
+                sleep_or_cancel(wait, cancel)
+                continue
+            log.debug("POST %s -> %d in %.2f s", url, response.status_code, time.monotonic() - started)
+            if response.status_code == 200:
+                return self._parse_generation(response)
+            if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
+                wait = self._wait_for(response, retry_number)
+                if wait is not None:
+                    log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, wait)
+                    sleep_or_cancel(wait, cancel)
+                    continue
+            if 300 <= response.status_code < 400:
+                raise APIStatusError(
+                    f"The AI/ML API redirected the request ({response.status_code}) to "
+                    f"{redact(response.headers.get('Location', '?'))}; set AIML_API_BASE to the final address.",
+                    response.status_code)
+            raise error_for_status(response, self.key, attempts)
+
+    def _wait_for(self, response: requests.Response, retry_number: int) -> float | None:
+        """Seconds to wait before retrying, or None if the server asks for too long."""
+        asked = parse_retry_after(response.headers.get("Retry-After"))
+        if asked is None:
+            return self.retry.backoff(retry_number)
+        if asked > self.retry.max_retry_after:
+            log.info("API asked to retry after %.0f s, more than the %.0f s allowed", asked,
+                     self.retry.max_retry_after)
+            return None
+        return asked
+
+    def _parse_generation(self, response: requests.Response) -> GenerationResponse:
+        raw = response.content
+        if not raw.strip():
+            raise APIResponseError("The AI/ML API answered 200 with an empty body. The request may have been "
+                                   "billed; check your usage before running again.")
+        try:
+            payload = response.json()
+        except ValueError:
+            snippet = redact(raw[:120].decode("utf-8", "replace"), self.key.value)
+            raise APIResponseError(f"The AI/ML API answered 200 with a body that is not JSON: {snippet!r}. "
+                                   "A proxy may be in the way; check AIML_API_BASE.") from None
+        if not isinstance(payload, dict):
+            raise APIResponseError("The AI/ML API answered 200 with JSON that is not an object.")
+        data = payload.get("data")
+        if not isinstance(data, list) or not data:
+            said = server_message(response, self.key.value)
+            raise APIResponseError(f"The AI/ML API answered 200 without any pictures. {said}".strip())
+        images = []
+        for i, item in enumerate(data):
+            url = item.get("url") if isinstance(item, dict) else None
+            b64 = item.get("b64_json") if isinstance(item, dict) else None
+            if not (isinstance(url, str) and url) and not (isinstance(b64, str) and b64):
+                raise APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
+            images.append(ImageRef(url=url or None, b64_json=b64 or None))
+        return GenerationResponse(images=images, credits_used=_credits(payload))
+
+    # -- pictures ----------------------------------------------------------
+
+    def fetch_image(self, ref: ImageRef, cancel: threading.Event | None = None) -> bytes:
+        """The compressed bytes of one picture: decoded base64 or a streamed, capped download."""
+        if ref.b64_json:
+            return self._decode_b64(ref.b64_json)
+        assert ref.url is not None
+        return self.download(ref.url, cancel)
+
+    def _decode_b64(self, text: str) -> bytes:
+        if text.startswith("data:"):
+            text = text.partition(",")[2]
+        if len(text) * 3 // 4 > self.max_download_bytes:
+            raise DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise DownloadError("An inline picture (b64_json) is not valid base64.") from None
+
+    def download(self, url: str, cancel: threading.Event | None = None) -> bytes:
+        """GET a picture, following safe redirects, retrying what a repeat GET can fix."""
+        deadline = time.monotonic() + DOWNLOAD_DEADLINE
+        shown = redact(url)[:200]
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self._download_once(url, cancel, deadline)
+            except _RetryableDownload as exc:
+                if attempts > self.retry.max_retries or time.monotonic() >= deadline:
+                    raise DownloadError(f"Could not download the picture {shown} after {attempts} attempts: "
+                                        f"{exc}.") from None
+                wait = exc.retry_after if exc.retry_after is not None else self.retry.backoff(attempts - 1)
+                wait = min(wait, self.retry.max_retry_after, max(0.0, deadline - time.monotonic()))
+                log.info("download failed (%s); retry %d in %.1f s", exc, attempts, wait)
+                sleep_or_cancel(wait, cancel)
+
+    def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                check_url_scheme(url, "the picture URL")
+            except ConfigError as exc:
+                raise DownloadError(str(exc)) from None
+            try:
+                response = self.session.get(url, stream=True, allow_redirects=False,
+                                            timeout=(self.connect_timeout, 60.0))
+            except requests.exceptions.RequestException as exc:
+                raise _RetryableDownload(type(exc).__name__) from None
+            with response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("Location", ""))
+                    continue
+                status = response.status_code
+                if status in DOWNLOAD_RETRY_STATUSES:
+                    raise _RetryableDownload(f"status {status}", parse_retry_after(response.headers.get("Retry-After")))
+                if status != 200:
+                    raise DownloadError(f"The picture URL {redact(url)[:200]} answered status {status}.")
+                return self._read_capped(response, cancel, deadline)
+        raise DownloadError(f"The picture URL redirected more than {_MAX_REDIRECTS} times.")
+
+    def _read_capped(self, response: requests.Response, cancel: threading.Event | None, deadline: float) -> bytes:
+        cap = self.max_download_bytes
+        declared = response.headers.get("Content-Length")
+        expected = int(declared) if declared and declared.isdigit() else None
+        if expected is not None and expected > cap:
+            raise DownloadError(f"The picture is {expected >> 20} MiB, above the {cap >> 20} MiB cap; not downloaded.")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise DownloadError(f"The picture is larger than the {cap >> 20} MiB cap; download abandoned.")
+                chunks.append(chunk)
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("Cancelled during a download.")
+                if time.monotonic() > deadline:
+                    raise DownloadError(f"The picture took more than {DOWNLOAD_DEADLINE:.0f} s to download.")
+        except requests.exceptions.RequestException as exc:
+            raise _RetryableDownload(f"connection broke after {size} bytes ({type(exc).__name__})") from None
+        if expected is not None and size != expected and not response.headers.get("Content-Encoding"):
+            raise _RetryableDownload(f"got {size} of {expected} bytes")
+        return b"".join(chunks)
+
+
+class _RetryableDownload(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def _credits(payload: dict[str, Any]) -> float | None:
+    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported it."""
+    meta = payload.get("meta")
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    for name in ("credits_used", "tokens_used"):
+        value = usage.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+_clients: dict[tuple[str, str], ApiClient] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(api_key: ApiKey, base_url: str) -> ApiClient:
+    """One client (and so one connection pool) per base URL and key, reused across runs."""
+    # The key is part of the lookup only in memory; it is never logged or shown.
+    lookup = (base_url, api_key.value)
+    with _clients_lock:
+        client = _clients.get(lookup)
+        if client is None:
+            client = _clients[lookup] = ApiClient(api_key, base_url)
+        return client

@@ -1,0 +1,134 @@
+"""Where the API key and base URL come from, using the official AI/ML API SDK's names.
+
+Key: env ``AIML_API_KEY``, then ``AIMLAPI_API_KEY``, then a key file the user
+owns (``~/.config/aimlapi/api_key``, or one the caller adds, such as the file the
+ComfyUI settings dialog writes). Base URL: env ``AIML_API_BASE``, then
+``AIMLAPI_API_BASE``, then the public endpoint.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+KEY_ENV_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
+BASE_ENV_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
+DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
+PACK_DIR = Path(__file__).resolve().parent.parent
+
+
+def default_key_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user key file: ``$XDG_CONFIG_HOME/aimlapi/api_key`` (``~/.config/...``)."""
+    env = os.environ if environ is None else environ
+    config_home = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "aimlapi" / "api_key"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A resolved key and a description of where it was read (never the key itself)."""
+
+    value: str
+    source: str
+
+    def __repr__(self) -> str:  # keeps the key out of tracebacks and debug output
+        return f"ApiKey(source={self.source!r})"
+
+    __str__ = __repr__
+
+
+def _read_key_file(path: Path) -> str | None:
+    """The key stored in ``path``, or None if there is no such file.
+
+    Refuses files inside the pack (they would be committed or shared) and, on
+    POSIX, files another user owns or could read or change.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the key file {path}: {exc.strerror}.") from None
+    resolved = path.resolve()
+    if resolved == PACK_DIR or PACK_DIR in resolved.parents:
+        raise ConfigError(
+            f"The key file {path} is inside the node pack's folder, where it could be "
+            "committed or shared. Move it to ~/.config/aimlapi/api_key or use AIML_API_KEY."
+        )
+    if hasattr(os, "getuid"):
+        if info.st_uid != os.getuid():
+            raise ConfigError(f"The key file {path} belongs to another user; refusing to use it.")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            raise ConfigError(
+                f"The key file {path} can be read or changed by other users. "
+                f"Run: chmod 600 '{path}'"
+            )
+    key = path.read_text(encoding="utf-8").strip()
+    return key or None
+
+
+def resolve_api_key(
+    environ: Mapping[str, str] | None = None,
+    extra_key_files: Iterable[Path] = (),
+) -> ApiKey:
+    """Find the API key; the error for a missing key names every place looked."""
+    env = os.environ if environ is None else environ
+    for name in KEY_ENV_VARS:
+        value = env.get(name, "").strip()
+        if value:
+            return ApiKey(value, f"environment variable {name}")
+    files = [*extra_key_files, default_key_file(env)]
+    for path in files:
+        value = _read_key_file(Path(path))
+        if value:
+            return ApiKey(value, f"key file {path}")
+    looked = ", ".join([*(f"environment variable {n}" for n in KEY_ENV_VARS), *(f"file {p}" for p in files)])
+    raise ConfigError(
+        f"No AI/ML API key found. Looked in: {looked}. Set AIML_API_KEY before starting "
+        f"ComfyUI, or save the key alone in {default_key_file(env)} (chmod 600). "
+        "Get a key at https://aimlapi.com/app/keys."
+    )
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback IP addresses."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url_scheme(url: str, what: str) -> None:
+    """Allow https anywhere and plain http only for loopback hosts."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return
+    shown = url if len(url) <= 200 else url[:200] + "..."
+    raise ConfigError(
+        f"Refusing {what} {shown!r}: only https URLs are allowed (plain http only for "
+        "127.0.0.1/localhost, such as the local stand-in server)."
+    )
+
+
+def resolve_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """The API base URL without a trailing slash, checked for a safe scheme."""
+    env = os.environ if environ is None else environ
+    name, base = next(((n, env[n].strip()) for n in BASE_ENV_VARS if env.get(n, "").strip()), (None, DEFAULT_BASE_URL))
+    what = f"the base URL from {name}" if name else "the base URL"
+    check_url_scheme(base, what)
+    if urlsplit(base).username or urlsplit(base).password:
+        raise ConfigError(f"{what} must not contain a user name or password; use AIML_API_KEY for the key.")
+    return base.rstrip("/")

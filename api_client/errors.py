@@ -1,0 +1,99 @@
+"""The pack's error hierarchy, modelled on the official OpenAI-style SDKs.
+
+Every message is written for the person looking at ComfyUI: what went wrong,
+with which input or URL, and what to do. No message ever contains the API key;
+`redact` is applied to any text that comes from outside before it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class Flux2Error(Exception):
+    """Base class of every error the pack raises on purpose."""
+
+
+class InputError(Flux2Error, ValueError):
+    """An input was refused before any request was sent (nothing was billed)."""
+
+
+class ConfigError(Flux2Error):
+    """The key or base URL is missing or unusable."""
+
+
+class APIConnectionError(Flux2Error):
+    """The API could not be reached (DNS, TLS, proxy, refused or dropped connection)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The API accepted the request but gave no answer in time.
+
+    The request may still be processed and billed, so it is not sent again.
+    """
+
+
+class APIStatusError(Flux2Error):
+    """The API answered with an error status."""
+
+    def __init__(self, message: str, status_code: int, server_message: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.server_message = server_message
+
+
+class BadRequestError(APIStatusError):
+    """400/422: the API refused the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key was refused."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """402/403: no credits left, or the key may not use this model."""
+
+
+class NotFoundError(APIStatusError):
+    """404: wrong base URL or model not available."""
+
+
+class RateLimitError(APIStatusError):
+    """429 after all retries."""
+
+
+class ServerError(APIStatusError):
+    """5xx after all retries."""
+
+
+class APIResponseError(Flux2Error):
+    """The API answered 200 with a body the pack cannot use."""
+
+
+class DownloadError(Flux2Error):
+    """A generated picture could not be downloaded."""
+
+
+class ImageDecodeError(Flux2Error):
+    """Downloaded bytes are not a picture the pack can decode safely."""
+
+
+class BudgetExceededError(Flux2Error):
+    """The credit budget set for this process has been used up."""
+
+
+class Cancelled(Flux2Error):
+    """The run was cancelled (used when ComfyUI's own interrupt exception is unavailable)."""
+
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+_KEYLIKE = re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove known secrets and anything shaped like a bearer token from ``text``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _BEARER.sub(r"\1***", text)
+    return _KEYLIKE.sub(r"\1***", text)

@@ -1,0 +1,96 @@
+"""Offline demo: runs the real nodes against the local stand-in server and writes PNGs.
+
+    python demo.py [--out demo_output] [--num-images 6]
+
+Nothing leaves this machine and nothing is billed: the stand-in server answers on
+127.0.0.1 with the official API's schema. The pack is loaded the way ComfyUI
+loads it (from its folder, under a name with dashes, next to a module called
+``nodes``), then Seed -> Image Size -> Flux2 LoRA Adapter -> Flux2 LoRA Generate
+run as ComfyUI would run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import types
+from pathlib import Path
+
+PACK_DIR = Path(__file__).resolve().parent
+
+
+def load_pack_like_comfyui(name: str = "ComfyUI-Flux2-LoRA") -> types.ModuleType:
+    """Import the pack from its folder as ComfyUI's loader does, beside a foreign ``nodes`` module."""
+    if name in sys.modules:
+        return sys.modules[name]
+    # ComfyUI has its own top-level module "nodes"; the pack must never pick it up.
+    sys.modules.setdefault("nodes", types.ModuleType("nodes"))
+    spec = importlib.util.spec_from_file_location(name, PACK_DIR / "__init__.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_node(pack: types.ModuleType, node_id: str, **inputs: object) -> tuple:
+    """Call a node as ComfyUI does; return its result tuple."""
+    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    output = getattr(cls(), cls.FUNCTION)(**inputs)
+    return output["result"] if isinstance(output, dict) else output
+
+
+def save_pngs(images: object, out_dir: Path, prefix: str) -> list[Path]:
+    """Write an IMAGE batch as PNG files, the way ComfyUI's SaveImage converts it."""
+    import numpy as np
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, picture in enumerate(images):  # type: ignore[attr-defined]
+        pixels = np.clip(picture.numpy() * 255.0, 0, 255).astype(np.uint8)
+        path = out_dir / f"{prefix}_{i + 1:02d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="folder for the PNGs")
+    parser.add_argument("--num-images", type=int, default=6, help="pictures to generate (1-16)")
+    parser.add_argument("--prompt", default="a lighthouse on a cliff at dawn, in the style of MYSTYLE")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(PACK_DIR))
+    from api_client.standin import StandInServer
+
+    key = "sk-demo-standin"
+    with StandInServer(key=key, latency=0.2).start() as server:
+        # Only this process talks to the stand-in; the user's real key is not used.
+        os.environ.update(AIML_API_BASE=server.base_url, AIML_API_KEY=key)
+        os.environ.pop("AIMLAPI_API_KEY", None)
+        pack = load_pack_like_comfyui()
+        (seed,) = run_node(pack, "Flux2LoraSeed", seed=42)
+        size, width, height = run_node(pack, "Flux2LoraImageSize", preset="custom", width=768, height=512)
+        (loras,) = run_node(pack, "Flux2LoraAdapter", path="example-user/flux2-watercolor-lora", scale=0.8)
+        images, info = run_node(
+            pack, "Flux2LoraGenerate", prompt=args.prompt, seed=seed, num_images=args.num_images,
+            guidance_scale=2.5, num_inference_steps=28, acceleration="regular", output_format="png",
+            enable_prompt_expansion=True, enable_safety_checker=True, image_size=size, loras=loras,
+        )
+        print(f"stand-in server: {server.base_url} ({server.post_count} requests)")
+    paths = save_pngs(images, args.out, "flux2_lora")
+    details = json.loads(info)
+    print(f"IMAGE tensor {tuple(images.shape)} {images.dtype}, {width}x{height} asked")
+    print(f"seeds {details['seeds']}, credits used {details['credits_used']}")
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

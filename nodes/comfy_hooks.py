@@ -1,0 +1,72 @@
+"""ComfyUI's hooks (interrupt, progress bar, messages to the frontend, user folder).
+
+Each is looked up lazily and is optional: outside ComfyUI (tests, the demo) the
+pack runs the same, just without a progress bar or a Cancel button.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("flux2_lora")
+
+STATUS_EVENT = "flux2lora.status"
+
+
+def _comfy_module(name: str) -> Any | None:
+    # ComfyUI has imported all of these before any node runs; looking them up in
+    # sys.modules (instead of importing) never picks up an unrelated module.
+    return sys.modules.get(name)
+
+
+def comfy_user_dir() -> Path | None:
+    """ComfyUI's user directory, or None outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    getter = getattr(folder_paths, "get_user_directory", None)
+    return Path(getter()) if getter else None
+
+
+def comfy_key_files() -> list[Path]:
+    """Key files inside ComfyUI's user directory (written by the pack's settings dialog)."""
+    user_dir = comfy_user_dir()
+    return [user_dir / "flux2_lora" / "api_key"] if user_dir else []
+
+
+class RunHooks:
+    """Cancel check, progress and status messages for one node run."""
+
+    def __init__(self, node_id: str | None = None) -> None:
+        self.node_id = node_id
+        management = _comfy_module("comfy.model_management")
+        self._throw_if_interrupted = getattr(management, "throw_exception_if_processing_interrupted", None)
+        utils = _comfy_module("comfy.utils")
+        self._progress_cls = getattr(utils, "ProgressBar", None)
+        self._bar: Any = None
+        server = _comfy_module("server")
+        prompt_server = getattr(server, "PromptServer", None)
+        self._server = getattr(prompt_server, "instance", None)
+
+    def check_cancel(self) -> None:
+        """Raise ComfyUI's interrupt exception if the user pressed Cancel."""
+        if self._throw_if_interrupted is not None:
+            self._throw_if_interrupted()
+
+    def progress(self, done: int, total: int) -> None:
+        """Move ComfyUI's progress bar for this node."""
+        if self._progress_cls is None:
+            return
+        if self._bar is None:
+            self._bar = self._progress_cls(total)
+        self._bar.update_absolute(done, total)
+
+    def status(self, text: str) -> None:
+        """Show a short status text on the node (read by the pack's frontend extension)."""
+        if self._server is None or self.node_id is None:
+            return
+        try:
+            self._server.send_sync(STATUS_EVENT, {"node": self.node_id, "text": text})
+        except Exception as exc:  # a UI message must never fail a generation
+            log.debug("status message not sent: %s", type(exc).__name__)

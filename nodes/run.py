@@ -1,0 +1,118 @@
+"""Running checked requests and turning the pictures into one ComfyUI IMAGE tensor.
+
+Shared by every generating node: key and client lookup, the batch with cancel
+and progress, the preallocated output tensor, and the info JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..api_client import (
+    GenerationRequest,
+    ImageDecodeError,
+    run_batch,
+    shared_client,
+)
+from ..api_client.config import resolve_api_key, resolve_base_url
+from ..api_client.errors import APIResponseError
+from ..api_client.limits import LIMITS
+from .comfy_hooks import RunHooks, comfy_key_files
+
+_SCALE = np.float32(255.0)
+
+
+class TensorSink:
+    """Writes each decoded picture straight into its slice of one float32 [B, H, W, 3] tensor."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.tensor: torch.Tensor | None = None
+        self._view: np.ndarray | None = None
+        self._first: tuple[int, int, int] | None = None  # index, width, height
+        self._lock = threading.Lock()
+
+    def write(self, index: int, pixels: np.ndarray) -> None:
+        height, width = pixels.shape[:2]
+        with self._lock:
+            if self.tensor is None:
+                # Allocated on the first picture: the API may return another size than asked.
+                self.tensor = torch.empty((self.count, height, width, 3), dtype=torch.float32)
+                self._view = self.tensor.numpy()
+                self._first = (index, width, height)
+            first_index, first_width, first_height = self._first  # type: ignore[misc]
+        if (width, height) != (first_width, first_height):
+            raise ImageDecodeError(
+                f"The API returned pictures of different sizes in one batch: picture {first_index + 1} is "
+                f"{first_width}x{first_height} and picture {index + 1} is {width}x{height}. "
+                "An IMAGE batch needs one size; set it with the Image Size node."
+            )
+        # One pass, float32 throughout, no intermediate copy; numpy releases the GIL here.
+        np.divide(pixels, _SCALE, out=self._view[index], dtype=np.float32)  # type: ignore[index]
+
+    def finish(self, filled: list[int]) -> torch.Tensor:
+        """The output batch; if the API returned fewer pictures than asked, the gaps are closed."""
+        if self.tensor is None or not filled:
+            raise APIResponseError("The AI/ML API returned no usable pictures.")
+        if len(filled) == self.count:
+            return self.tensor
+        for slot, index in enumerate(filled):
+            if slot != index:
+                self.tensor[slot].copy_(self.tensor[index])
+        return self.tensor[: len(filled)].clone()
+
+
+def _size_label(image_size: Any) -> Any:
+    return image_size if image_size is not None else f"{LIMITS.size_default} (API default)"
+
+
+def run_generation(requests: list[GenerationRequest], node_id: str | None = None) -> tuple[torch.Tensor, dict]:
+    """Send checked ``requests`` and return (IMAGE tensor, info dict). Nothing here shows the key."""
+    client = shared_client(resolve_api_key(extra_key_files=comfy_key_files()), resolve_base_url())
+    hooks = RunHooks(node_id)
+    total = sum(r.num_images for r in requests)
+    hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")
+    sink = TensorSink(total)
+    try:
+        result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress)
+    finally:
+        hooks.status("")
+    images = sink.finish(result.filled)
+    first = requests[0]
+    height, width = int(images.shape[1]), int(images.shape[2])
+    info: dict[str, Any] = {
+        "model": first.model,
+        "prompt": first.prompt,
+        "seeds": [r.seed for r in requests],
+        "num_images": len(result.filled),
+        "image_size": _size_label(first.image_size),
+        "width": width,
+        "height": height,
+        "output_format": first.output_format,
+        "guidance_scale": first.guidance_scale,
+        "num_inference_steps": first.num_inference_steps,
+        "acceleration": first.acceleration,
+        "loras": [lora.to_json() for lora in first.loras],
+        "credits_used": result.credits_used,
+        "requests": result.requests_sent,
+        "image_urls": [result.image_urls[i] for i in result.filled],
+    }
+    if (width, height) != first.expected_pixels:
+        asked = first.expected_pixels
+        info["size_note"] = f"asked for {asked[0]}x{asked[1]}, the API returned {width}x{height}"
+    if len(result.filled) < total:
+        info["missing_note"] = f"asked for {total} pictures, the API returned {len(result.filled)}"
+    return images, info
+
+
+def node_output(images: torch.Tensor, info: dict) -> dict[str, Any]:
+    """The node's return value: the IMAGE and info JSON, plus credits for the frontend."""
+    return {
+        "ui": {"flux2_credits": [info["credits_used"]], "flux2_images": [info["num_images"]]},
+        "result": (images, json.dumps(info, indent=2)),
+    }

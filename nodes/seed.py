@@ -1,0 +1,27 @@
+"""Seed: one seed to share between several nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api_client.request import check_seed
+from .widgets import CATEGORY, seed_widget
+
+
+class Flux2LoraSeed:
+    DESCRIPTION = (
+        "One seed for several nodes, so that they generate comparable pictures. "
+        "Set control after generate to fixed to repeat a picture, or increment/randomize for new ones."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "pass_seed"
+    RETURN_TYPES = ("INT",)
+    RETURN_NAMES = ("seed",)
+    OUTPUT_TOOLTIPS = ("Connect to the seed input of Flux2 LoRA nodes (convert the widget to an input).",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"seed": seed_widget()}}
+
+    def pass_seed(self, seed: int) -> tuple[int]:
+        return (check_seed(seed),)

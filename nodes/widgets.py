@@ -1,0 +1,102 @@
+"""Every widget the nodes show, defined once from the API's limits.
+
+Generate and Edit share the same settings, in the same order (the public
+contract: saved workflows map widget values by position).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api_client.limits import (
+    GUIDANCE_DEFAULT,
+    LIMITS,
+    LORA_SCALE_DEFAULT,
+    NODE_IMAGES_MAX,
+    SEED_MAX,
+    SIZE_MULTIPLE,
+    STEPS_DEFAULT,
+)
+
+CATEGORY = "Flux2 LoRA"
+IMAGE_SIZE_TYPE = "FLUX2_IMAGE_SIZE"
+LORAS_TYPE = "FLUX2_LORAS"
+CUSTOM_PRESET = "custom"
+
+Widget = tuple[Any, ...]
+
+
+def seed_widget() -> Widget:
+    return ("INT", {
+        "default": 1, "min": LIMITS.seed_min, "max": SEED_MAX, "control_after_generate": True,
+        "tooltip": "Same seed, prompt and settings give the same picture. Request k of a batch uses seed + k.",
+    })
+
+
+def generation_settings() -> dict[str, Widget]:
+    """The required inputs of Generate (and Edit, after its image), in contract order."""
+    steps_low, steps_high = LIMITS.steps_range
+    guidance_low, guidance_high = LIMITS.guidance_range
+    return {
+        "prompt": ("STRING", {
+            "multiline": True, "default": "",
+            "tooltip": f"What to generate, 1 to {LIMITS.prompt_max_chars} characters. "
+                       "Include your LoRA's trigger word if it has one.",
+        }),
+        "seed": seed_widget(),
+        "num_images": ("INT", {
+            "default": 1, "min": 1, "max": NODE_IMAGES_MAX,
+            "tooltip": f"Pictures to generate. Above {LIMITS.images_per_request_max}, the pack sends several "
+                       "requests at once (each billed). All pictures come out as one IMAGE batch.",
+        }),
+        "guidance_scale": ("FLOAT", {
+            "default": GUIDANCE_DEFAULT, "min": guidance_low, "max": guidance_high, "step": 0.1, "round": 0.01,
+            "tooltip": "How closely to follow the prompt (CFG). Around 2.5 suits FLUX.2; higher is stricter.",
+        }),
+        "num_inference_steps": ("INT", {
+            "default": STEPS_DEFAULT, "min": steps_low, "max": steps_high,
+            "tooltip": "Denoising steps: more is slower and often finer.",
+        }),
+        "acceleration": (LIMITS.accelerations, {
+            "default": LIMITS.acceleration_default,
+            "tooltip": "Speed of generation: higher is faster, possibly at some cost in quality.",
+        }),
+        "output_format": (LIMITS.output_formats, {
+            "default": LIMITS.output_format_default,
+            "tooltip": "File format the API returns: png and webp arrive pixel-exact, jpeg is smaller.",
+        }),
+        "enable_prompt_expansion": ("BOOLEAN", {
+            "default": True, "tooltip": "Let the API add detail to the prompt before generating.",
+        }),
+        "enable_safety_checker": ("BOOLEAN", {
+            "default": True, "tooltip": "Let the API's safety checker filter the pictures.",
+        }),
+    }
+
+
+def generation_optional() -> dict[str, Widget]:
+    """The optional sockets shared by Generate and Edit."""
+    return {
+        "image_size": (IMAGE_SIZE_TYPE, {
+            "tooltip": f"From the Image Size node. Unconnected: the API default {LIMITS.size_default}.",
+        }),
+        "loras": (LORAS_TYPE, {
+            "tooltip": f"From a Flux2 LoRA Adapter chain, up to {LIMITS.loras_max} LoRAs.",
+        }),
+    }
+
+
+def size_widget(default: int, axis: str) -> Widget:
+    low, high = LIMITS.size_range
+    return ("INT", {
+        "default": default, "min": low, "max": high, "step": SIZE_MULTIPLE,
+        "tooltip": f"{axis} in pixels, {low} to {high} in steps of {SIZE_MULTIPLE}. Used when preset is custom.",
+    })
+
+
+def lora_scale_widget() -> Widget:
+    low, high = LIMITS.lora_scale_range
+    return ("FLOAT", {
+        "default": LORA_SCALE_DEFAULT, "min": low, "max": high, "step": 0.05, "round": 0.01,
+        "tooltip": f"Strength of this LoRA, {low:g} to {high:g}. 1.0 is the trained strength; 0 turns it off.",
+    })

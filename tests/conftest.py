@@ -1,0 +1,79 @@
+"""Shared fixtures: the pack loaded as ComfyUI loads it, and the local stand-in server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from api_client.standin import StandInServer  # noqa: E402
+from demo import load_pack_like_comfyui, run_node  # noqa: E402
+
+# Shaped like a real key so redaction is tested on something realistic.
+TEST_KEY = "sk-test-5f3c9a7e1d2b4c6a8e0f1a3b5c7d9e1f"
+PACK_NAME = "ComfyUI-Flux2-LoRA"
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """The pack module, imported from its folder under a name with dashes."""
+    return load_pack_like_comfyui(PACK_NAME)
+
+
+@pytest.fixture(scope="session")
+def api(pack):
+    """The pack's own api_client package (its classes, not a second copy's)."""
+    return sys.modules[f"{PACK_NAME}.api_client"]
+
+
+@pytest.fixture(scope="session")
+def _server():
+    server = StandInServer(key=TEST_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(_server, monkeypatch, tmp_path):
+    """A clean stand-in server, with the environment pointing the pack at it."""
+    _server.reset()
+    monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIML_API_BASE", _server.base_url)
+    for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    yield _server
+    _server.reset()
+
+
+def generate_inputs(**overrides: Any) -> dict[str, Any]:
+    """Valid Flux2LoraGenerate inputs (small pictures, so tests stay fast)."""
+    inputs: dict[str, Any] = {
+        "prompt": "a red fox in snow",
+        "seed": 7,
+        "num_images": 1,
+        "guidance_scale": 2.5,
+        "num_inference_steps": 28,
+        "acceleration": "regular",
+        "output_format": "png",
+        "enable_prompt_expansion": True,
+        "enable_safety_checker": True,
+        "image_size": "square",
+    }
+    inputs.update(overrides)
+    return inputs
+
+
+def generate(pack, **overrides: Any) -> dict[str, Any]:
+    """Run Flux2LoraGenerate as ComfyUI does and return its whole output dict."""
+    cls = pack.NODE_CLASS_MAPPINGS["Flux2LoraGenerate"]
+    return getattr(cls(), cls.FUNCTION)(**generate_inputs(**overrides))
+
+
+__all__ = ["PACK_NAME", "ROOT", "TEST_KEY", "generate", "generate_inputs", "run_node"]

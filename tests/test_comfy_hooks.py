@@ -1,0 +1,92 @@
+"""ComfyUI's Cancel and progress bar, with stand-ins for comfy.model_management and comfy.utils."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+
+import pytest
+from conftest import generate
+
+
+class InterruptProcessingException(Exception):
+    """Shaped like comfy.model_management's own."""
+
+
+class FakeComfy:
+    """Minimal comfy.model_management / comfy.utils with the real function names."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.lock = threading.Lock()
+        self.progress: list[tuple[int, int]] = []
+
+        management = types.ModuleType("comfy.model_management")
+        management.InterruptProcessingException = InterruptProcessingException
+        management.processing_interrupted = lambda: self.interrupted
+        management.throw_exception_if_processing_interrupted = self._throw
+        utils = types.ModuleType("comfy.utils")
+        fake = self
+
+        class ProgressBar:
+            def __init__(self, total, node_id=None):
+                self.total = total
+
+            def update_absolute(self, value, total=None, preview=None):
+                fake.progress.append((value, total or self.total))
+
+        utils.ProgressBar = ProgressBar
+        comfy = types.ModuleType("comfy")
+        comfy.model_management, comfy.utils = management, utils
+        self.modules = {"comfy": comfy, "comfy.model_management": management, "comfy.utils": utils}
+
+    def _throw(self) -> None:
+        with self.lock:
+            if self.interrupted:
+                self.interrupted = False
+                raise InterruptProcessingException()
+
+
+@pytest.fixture
+def comfy(monkeypatch):
+    fake = FakeComfy()
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return fake
+
+
+def test_cancel_ends_the_node_at_once_without_waiting_for_requests(pack, standin, comfy):
+    standin.latency = 5.0
+    threading.Timer(0.3, lambda: setattr(comfy, "interrupted", True)).start()
+    started = time.monotonic()
+    with pytest.raises(InterruptProcessingException):
+        generate(pack, num_images=8)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"cancel took {elapsed:.2f} s"
+
+
+def test_cancel_during_retry_wait(pack, standin, comfy):
+    standin.queue_post_faults([{"status": 503, "retry_after": "30"}])
+    threading.Timer(0.3, lambda: setattr(comfy, "interrupted", True)).start()
+    started = time.monotonic()
+    with pytest.raises(InterruptProcessingException):
+        generate(pack)
+    assert time.monotonic() - started < 1.0
+    time.sleep(0.2)
+    assert standin.post_count == 1  # the waiting retry was abandoned, not sent
+
+
+def test_progress_reaches_the_total(pack, standin, comfy):
+    generate(pack, num_images=6)
+    assert comfy.progress, "no progress reported"
+    values = [value for value, _ in comfy.progress]
+    assert values == sorted(values)
+    assert comfy.progress[-1] == (8, 8)  # 2 requests + 6 pictures
+
+
+def test_runs_without_comfyui_modules(pack, standin):
+    assert "comfy.model_management" not in sys.modules
+    images, _ = generate(pack)["result"]
+    assert images.shape[0] == 1

@@ -1,0 +1,107 @@
+"""Bad input is refused before any request is sent (nothing billed), with a message for people."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import generate, run_node
+
+# (input overrides, fragments the message must contain)
+BAD_GENERATE_INPUTS = [
+    ({"prompt": "   "}, ["prompt", "empty", "1 to 4000"]),
+    ({"prompt": "x" * 4001}, ["prompt", "4000", "4001"]),
+    ({"prompt": None}, ["prompt", "None"]),
+    ({"seed": 0}, ["seed", "1 to 2147483647", "got 0"]),
+    ({"seed": -5}, ["seed", "got -5"]),
+    ({"seed": 2147483648}, ["seed", "2147483648"]),
+    ({"seed": 7.0}, ["seed", "7.0", "float", "INT"]),
+    ({"seed": None}, ["seed", "None", "unconnected"]),
+    ({"seed": True}, ["seed", "True"]),
+    ({"num_images": 0}, ["num_images", "1 to 16", "got 0"]),
+    ({"num_images": 17}, ["num_images", "1 to 16", "got 17"]),
+    ({"num_images": 2.0}, ["num_images", "2.0"]),
+    ({"guidance_scale": 20.5}, ["guidance_scale", "0 to 20", "20.5"]),
+    ({"guidance_scale": -1}, ["guidance_scale", "got -1"]),
+    ({"guidance_scale": float("nan")}, ["guidance_scale", "nan"]),
+    ({"guidance_scale": "2.5"}, ["guidance_scale", "'2.5'"]),
+    ({"num_inference_steps": 3}, ["num_inference_steps", "4 to 50", "got 3"]),
+    ({"num_inference_steps": 51}, ["num_inference_steps", "4 to 50", "got 51"]),
+    ({"acceleration": "turbo"}, ["acceleration", "none, regular, high", "'turbo'"]),
+    ({"output_format": "gif"}, ["output_format", "jpeg, png, webp", "'gif'"]),
+    ({"enable_prompt_expansion": 1}, ["enable_prompt_expansion", "true or false", "got 1"]),
+    ({"enable_safety_checker": None}, ["enable_safety_checker", "None"]),
+    ({"image_size": "huge"}, ["image_size", "square_hd", "'huge'"]),
+    ({"image_size": {"width": 700, "height": 512}}, ["image_size.width", "multiple of 32", "700", "Try 672 or 704"]),
+    ({"image_size": {"width": 4096, "height": 512}}, ["image_size.width", "512 to 2048", "4096"]),
+    ({"image_size": {"width": 1024.0, "height": 512}}, ["image_size.width", "1024.0"]),
+    ({"image_size": {"width": 1024}}, ["image_size", "Image Size node"]),
+    ({"image_size": (1024, 768)}, ["image_size", "(1024, 768)"]),
+    ({"loras": "owner/repo"}, ["loras", "list", "'owner/repo'"]),
+    ({"loras": [{"path": "a/b", "scale": 1}] * 4}, ["loras", "at most 3", "got 4"]),
+    ({"loras": [{"path": "a/b", "scale": 4.5}]}, ["loras[1].scale", "0 to 4", "4.5"]),
+    ({"loras": [{"path": "http://x.com/l.safetensors", "scale": 1}]}, ["loras[1].path", "https", "http://x.com"]),
+    ({"loras": [{"path": "not a repo", "scale": 1}]}, ["loras[1].path", "owner/repo", "'not a repo'"]),
+    ({"loras": [{"path": "../../etc/passwd", "scale": 1}]}, ["loras[1].path", "'../../etc/passwd'"]),
+    ({"loras": [{"path": "a/b", "weight": 1}]}, ["loras[1]", "path", "scale"]),
+    ({"loras": [None]}, ["loras[1]", "None"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragments"), BAD_GENERATE_INPUTS,
+                         ids=[next(iter(o)) + str(i) for i, (o, _) in enumerate(BAD_GENERATE_INPUTS)])
+def test_bad_input_refused_before_any_request(pack, api, standin, overrides, fragments):
+    with pytest.raises(api.InputError) as caught:
+        generate(pack, **overrides)
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+    assert standin.post_count == 0
+
+
+def test_bad_input_checked_before_the_key(pack, api, standin, monkeypatch):
+    """A user without a key still learns what is wrong with the inputs first."""
+    monkeypatch.delenv("AIML_API_KEY")
+    with pytest.raises(api.InputError, match="seed"):
+        generate(pack, seed=0)
+
+
+@pytest.mark.parametrize(("inputs", "fragment"), [
+    ({"preset": "custom", "width": 500, "height": 512}, "image_size.width"),
+    ({"preset": "custom", "width": 512, "height": 3000}, "image_size.height"),
+    ({"preset": "giant", "width": 512, "height": 512}, "image_size"),
+])
+def test_image_size_node_refuses_bad_values(pack, api, inputs, fragment):
+    with pytest.raises(api.InputError, match=fragment):
+        run_node(pack, "Flux2LoraImageSize", **inputs)
+
+
+@pytest.mark.parametrize(("inputs", "fragment"), [
+    ({"path": "", "scale": 1.0}, "path"),
+    ({"path": "ftp://host/x.safetensors", "scale": 1.0}, "https"),
+    ({"path": "https://user:pw@host/x.safetensors", "scale": 1.0}, "credentials"),
+    ({"path": "owner/repo", "scale": 9.0}, "scale"),
+    ({"path": "owner/repo", "scale": 1.0, "loras": [{"path": "a/b", "scale": 1}] * 3}, "at most 3"),
+    ({"path": "owner/repo", "scale": 1.0, "loras": {"path": "a/b"}}, "list"),
+])
+def test_adapter_refuses_bad_values(pack, api, inputs, fragment):
+    with pytest.raises(api.InputError, match=fragment):
+        run_node(pack, "Flux2LoraAdapter", **inputs)
+
+
+def test_seed_node_refuses_zero(pack, api):
+    with pytest.raises(api.InputError, match="seed"):
+        run_node(pack, "Flux2LoraSeed", seed=0)
+
+
+def test_accepted_values_reach_the_api_exactly(pack, standin):
+    generate(pack, prompt="  padded prompt  ", num_images=2, guidance_scale=0, num_inference_steps=4,
+             acceleration="none", output_format="webp", enable_prompt_expansion=False,
+             image_size={"width": 512, "height": 544},
+             loras=[{"path": "owner/repo/file.safetensors", "scale": 0}])
+    (body,) = standin.post_bodies
+    assert body == {
+        "model": "blackforestlabs/flux-2-lora", "prompt": "padded prompt", "seed": 7, "num_images": 2,
+        "guidance_scale": 0.0, "num_inference_steps": 4, "acceleration": "none", "output_format": "webp",
+        "enable_prompt_expansion": False, "enable_safety_checker": True,
+        "image_size": {"width": 512, "height": 544},
+        "loras": [{"path": "owner/repo/file.safetensors", "scale": 0.0}],
+    }

@@ -43,7 +43,9 @@ def open_image(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError("The picture claims a size far beyond what the API produces; refused.") from None
+        raise ImageDecodeError(
+            "The picture claims far more pixels than the API produces (a decompression bomb?); refused."
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"The downloaded picture cannot be read: {exc}.") from None
     width, height = image.size

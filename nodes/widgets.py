@@ -61,7 +61,8 @@ def generation_settings() -> dict[str, Widget]:
             "default": LIMITS.acceleration_default,
             "tooltip": "Speed of generation: higher is faster, possibly at some cost in quality.",
         }),
-        "output_format": (LIMITS.output_formats, {
+        # The default first (png, jpeg, webp), as the contract lists them.
+        "output_format": (sorted(LIMITS.output_formats, key=lambda f: f != LIMITS.output_format_default), {
             "default": LIMITS.output_format_default,
             "tooltip": "File format the API returns: png and webp arrive pixel-exact, jpeg is smaller.",
         }),

@@ -36,7 +36,7 @@ LOADER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("name", ["ComfyUI-Flux2-LoRA", "comfyui-flux2-lora.main", "/custom_nodes/ComfyUI-Flux2-LoRA"])
+@pytest.mark.parametrize("name", ["ComfyUI-Flux2-LoRA", "comfyui-flux2-lora_x_main", "/cn/ComfyUI-Flux2-LoRA"])
 def test_loads_from_its_folder_under_a_dashed_name_beside_a_foreign_nodes_module(name):
     done = subprocess.run([sys.executable, "-c", LOADER, str(ROOT), name], capture_output=True, text=True,
                           timeout=60, cwd="/")

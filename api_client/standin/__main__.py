@@ -1,0 +1,70 @@
+"""Command line: ``python -m api_client.standin`` serves the stand-in until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from .server import StandInServer, is_loopback
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m api_client.standin",
+        description="Local stand-in for the AI/ML API image generation endpoint (loopback only).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--key", default="sk-standin-local", help="API key clients must send")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
+    parser.add_argument("--b64", action="store_true", help="answer with b64_json instead of URLs")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--port-file", help="write the bound port to this file once listening")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until interrupted; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not is_loopback(args.host):
+        parser.error(f"--host must be a loopback address (127.0.0.1, ::1, localhost), not {args.host!r}")
+    if args.latency < 0:
+        parser.error("--latency must be >= 0")
+
+    done = threading.Event()
+    # SIGTERM (e.g. from a test harness) should end as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    srv = StandInServer(key=args.key, host=args.host, port=args.port, latency=args.latency,
+                        response_mode="b64" if args.b64 else "url", verbose=args.verbose)
+    try:
+        srv.start()
+    except OSError as exc:
+        print(f"stand-in: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.port_file:
+            # Write then rename, so a polling script never reads a half-written file.
+            tmp = f"{args.port_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(f"{srv.port}\n")
+            os.replace(tmp, args.port_file)
+        print(f"AI/ML API stand-in listening on {srv.root_url} (Ctrl-C to stop)")
+        print(f"export AIML_API_BASE={srv.base_url}")
+        print(f"export AIML_API_KEY={args.key}", flush=True)
+        while not done.wait(0.5):  # short waits keep Ctrl-C responsive
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+    print("stand-in stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

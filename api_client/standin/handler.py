@@ -1,0 +1,204 @@
+"""HTTP plumbing of the stand-in: the threading server and the request handler.
+
+The handler reads requests, routes them, and writes answers; what to answer
+comes from ``api`` (generations), ``files`` (stored pictures) and the
+``StandInServer`` state (admin endpoints).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from .api import Answer, answer_generation, error_answer, json_answer, parse_body
+from .faults import check_file_fault, check_post_fault
+from .files import file_store_name, serve_file, wait_or_stop
+
+if TYPE_CHECKING:
+    from .server import StandInServer
+
+GENERATIONS_PATH = "/v1/images/generations"
+MAX_BODY = 128 * 1024 * 1024  # three 2048x2048 PNGs as base64 fit comfortably
+# Errors meaning "the client went away"; expected with drop/oversize faults.
+HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` or a literal loopback IP. Never resolves names (no DNS traffic)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class HTTPServer4(ThreadingHTTPServer):
+    """Threading HTTP server (IPv4) that knows its ``StandInServer`` and stays quiet."""
+
+    daemon_threads = True
+    standin: StandInServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-answer is routine here; stay quiet about it.
+        # Anything else is a stand-in bug and deserves its traceback.
+        if sys.exc_info()[0] in HANGUPS or self.standin.stopping.is_set():
+            return
+        super().handle_error(request, client_address)
+
+
+class HTTPServer6(HTTPServer4):
+    """The same on IPv6 (for ``--host ::1``)."""
+
+    address_family = socket.AF_INET6
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection's requests: generations, stored files and admin endpoints."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
+    timeout = 120  # idle keep-alive connections eventually free their thread
+    server: HTTPServer4
+
+    @property
+    def standin(self) -> StandInServer:
+        return self.server.standin
+
+    def setup(self) -> None:
+        super().setup()
+        self.standin._track(self.connection, True)
+
+    def finish(self) -> None:
+        self.standin._track(self.connection, False)
+        try:
+            super().finish()
+        except HANGUPS:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.standin.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        for key, value in answer.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering 413 for unreadable or huge ones."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts, total = [], 0
+            while True:
+                try:
+                    size = int(self.rfile.readline(100).split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    break
+                if size == 0:
+                    while self.rfile.readline(1000).strip():
+                        pass  # trailers
+                    return b"".join(parts)
+                total += size
+                if total > MAX_BODY:
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(10)
+        else:
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = -1
+            if 0 <= length <= MAX_BODY:
+                return self.rfile.read(length)
+        self.close_connection = True
+        self._send(error_answer(413, f"request body missing a valid length or larger than {MAX_BODY} bytes"))
+        return None
+
+    def do_POST(self) -> None:
+        """Route POSTs: the generation endpoint and the admin endpoints."""
+        path = self.path.split("?", 1)[0]
+        raw = self._read_body()
+        if raw is None:
+            return
+        if path == GENERATIONS_PATH:
+            self._generation(raw)
+        elif path.startswith("/_standin/"):
+            self._send(self._admin(path, raw))
+        else:
+            self._send(error_answer(404, f"no route for POST {path[:100]}"))
+
+    def do_GET(self) -> None:
+        """Route GETs: stored files and admin stats."""
+        path = self.path.split("?", 1)[0]
+        name = file_store_name(path)
+        if name is not None:
+            srv = self.standin
+            fault = srv._count_file_get()
+            try:
+                serve_file(self, name, srv.store.get(name), fault, srv.stopping)
+            except HANGUPS:
+                self.close_connection = True
+        elif path.startswith("/_standin/"):
+            self._send(self._admin(path, b""))
+        else:
+            self._send(error_answer(404, f"no route for GET {path[:100]}"))
+
+    def _generation(self, raw: bytes) -> None:
+        srv = self.standin
+        fault = srv._count_post(raw)
+        if wait_or_stop(srv.stopping, srv.latency) or wait_or_stop(srv.stopping, (fault or {}).get("delay", 0)):
+            self.close_connection = True  # server stopping: hang up rather than answer late
+            return
+        try:
+            answer = answer_generation(srv, self.headers.get("Authorization"), raw, fault)
+        except Exception as exc:
+            # A stand-in bug: answer 500 (clients see a server error, as they
+            # would from the real API) and keep the traceback visible.
+            traceback.print_exc()
+            answer = error_answer(500, f"stand-in internal error: {type(exc).__name__}")
+        if answer is None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self._send(answer)
+
+    def _admin(self, path: str, raw: bytes) -> Answer:
+        srv = self.standin
+        if not is_loopback(self.client_address[0]):
+            return error_answer(403, "admin endpoints are loopback-only")
+        try:
+            body = parse_body(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError("admin body must be a JSON object")
+            if path == "/_standin/stats" and self.command == "GET":
+                return json_answer(200, srv.stats())
+            if path == "/_standin/reset" and self.command == "POST":
+                srv.reset()
+                return json_answer(200, {"ok": True})
+            if path == "/_standin/faults" and self.command == "POST":
+                unknown = set(body) - {"post", "file"}
+                if unknown:
+                    raise ValueError(f"unknown keys {sorted(unknown)}; use 'post' and 'file'")
+                post = [check_post_fault(f) for f in body.get("post", [])]
+                files = [check_file_fault(f) for f in body.get("file", [])]
+                srv.queue_post_faults(post)
+                srv.queue_file_faults(files)
+                return json_answer(200, {"ok": True, **srv.stats()})
+            if path == "/_standin/config" and self.command == "POST":
+                srv.configure(**body)
+                return json_answer(200, {"ok": True, **srv.stats()})
+        except (ValueError, TypeError) as exc:
+            return error_answer(400, str(exc))
+        return error_answer(404, f"no admin route {self.command} {path[:100]}")
+
+

@@ -1,0 +1,239 @@
+"""Request validation for the stand-in, driven by the official OpenAPI files.
+
+A small validator for the OpenAPI subset used in ``api_client/schema/*.json``
+plus the rules that the schema only states in prose (multiples of 32, no blank
+prompt, image URL forms) and a strictness rule the real API may not have
+(unknown properties are rejected, to catch typos in client code).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Schema files live next to this package: api_client/schema/.
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+MODEL_FILES: dict[str, str] = {
+    "blackforestlabs/flux-2-lora": "flux-2-lora.openapi.json",
+    "blackforestlabs/flux-2-lora-edit": "flux-2-lora-edit.openapi.json",
+}
+EDIT_MODELS = frozenset({"blackforestlabs/flux-2-lora-edit"})
+
+# Preset names -> (width, height).
+PRESET_SIZES: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+DEFAULT_IMAGE_SIZE = "landscape_4_3"
+DEFAULT_FORMAT = "png"
+MAX_SEED = 2**31 - 1
+
+
+class RequestError(Exception):
+    """A request the API would refuse; ``status`` is the HTTP code to answer with."""
+
+    def __init__(self, path: str, message: str, status: int = 422) -> None:
+        self.path = path
+        self.status = status
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+@dataclass
+class GenerationRequest:
+    """A validated request with defaults filled in."""
+
+    model: str
+    prompt: str
+    width: int
+    height: int
+    num_images: int
+    output_format: str
+    seed: int
+    loras: list[dict[str, Any]] | None
+    image_urls: list[str] = field(default_factory=list)
+
+    @property
+    def is_edit(self) -> bool:
+        """True for the image-editing model."""
+        return self.model in EDIT_MODELS
+
+
+@functools.cache
+def request_schema(model: str) -> dict[str, Any]:
+    """Return the request-body schema for ``model`` (read once, then cached)."""
+    with open(SCHEMA_DIR / MODEL_FILES[model], encoding="utf-8") as fh:
+        doc = json.load(fh)
+    op = doc["paths"]["/v1/images/generations"]["post"]
+    return op["requestBody"]["content"]["application/json"]["schema"]
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    # bool is a subclass of int in Python but never a JSON number.
+    if expected == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected == "boolean":
+        return isinstance(value, bool)
+    if expected == "string":
+        return isinstance(value, str)
+    if expected == "array":
+        return isinstance(value, list)
+    if expected == "object":
+        return isinstance(value, dict)
+    return True  # unknown type names: do not guess
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def validate(value: Any, schema: dict[str, Any], path: str = "") -> None:
+    """Check ``value`` against an OpenAPI schema subset; raise ``RequestError``.
+
+    Supported keywords: type, enum, minimum, maximum, maxLength, minItems,
+    maxItems, required, properties, items, anyOf. Where ``properties`` is
+    given, other keys are rejected (stricter than OpenAPI, on purpose).
+    ``default``, ``description``, ``format`` and ``title`` are ignored.
+    """
+    if "anyOf" in schema:
+        _validate_any_of(value, schema["anyOf"], path)
+    expected = schema.get("type")
+    if expected and not _type_ok(value, expected):
+        raise RequestError(path, f"expected {expected}, got {_json_type(value)} {json.dumps(value)[:60]}")
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(json.dumps(v) for v in schema["enum"])
+        raise RequestError(path, f"{json.dumps(value)[:60]} is not one of {allowed}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise RequestError(path, f"{value} is below the minimum {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise RequestError(path, f"{value} is above the maximum {schema['maximum']}")
+    if isinstance(value, str) and "maxLength" in schema and len(value) > schema["maxLength"]:
+        raise RequestError(path, f"is {len(value)} characters long, the maximum is {schema['maxLength']}")
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            raise RequestError(path, f"has {len(value)} items, the minimum is {schema['minItems']}")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise RequestError(path, f"has {len(value)} items, the maximum is {schema['maxItems']}")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                validate(item, schema["items"], _join(path, i))
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                raise RequestError(_join(path, name), "is required")
+        props = schema.get("properties")
+        if props is not None:
+            for name, item in value.items():
+                if name not in props:
+                    known = ", ".join(sorted(props))
+                    raise RequestError(_join(path, name), f"unknown property (known: {known})")
+                validate(item, props[name], _join(path, name))
+
+
+def _validate_any_of(value: Any, options: list[dict[str, Any]], path: str) -> None:
+    errors: list[tuple[bool, RequestError]] = []
+    for option in options:
+        try:
+            validate(value, option, path)
+            return
+        except RequestError as exc:
+            errors.append((_type_ok(value, option.get("type", "")), exc))
+    # Prefer the error of the branch whose type matched: "width: 4096 is above
+    # the maximum" is more useful than "expected string".
+    matching = [exc for type_ok, exc in errors if type_ok]
+    if len(matching) == 1:
+        raise matching[0]
+    forms = " or ".join(o.get("type", "?") for o in options)
+    raise RequestError(path, f"{json.dumps(value)[:60]} matches none of the allowed forms ({forms})")
+
+
+def _check_image_url(url: str, path: str) -> None:
+    if url.startswith(("https://", "http://")) and len(url) > len("https://"):
+        return
+    head, comma, _ = url.partition(",")
+    if comma and head.startswith("data:image/") and head.endswith(";base64"):
+        return
+    raise RequestError(path, "must be an http(s) URL or a data:image/...;base64, URI")
+
+
+def check_request(body: Any) -> GenerationRequest:
+    """Validate a parsed request body and resolve defaults.
+
+    Raises ``RequestError`` (status 400 for a non-object body, 422 otherwise)
+    whose message starts with the offending field path.
+    """
+    if not isinstance(body, dict):
+        raise RequestError("", f"request body must be a JSON object, got {_json_type(body)}", status=400)
+    model = body.get("model")
+    if "model" not in body:
+        raise RequestError("model", "is required")
+    if model not in MODEL_FILES:
+        known = ", ".join(sorted(MODEL_FILES))
+        raise RequestError("model", f"unknown model {json.dumps(model)[:80]} (the stand-in serves: {known})")
+    schema = request_schema(model)
+    validate(body, schema)
+
+    prompt = body["prompt"]
+    if not prompt.strip():
+        raise RequestError("prompt", "must not be blank")
+
+    size = body.get("image_size", schema["properties"]["image_size"].get("default", DEFAULT_IMAGE_SIZE))
+    if isinstance(size, str):
+        width, height = PRESET_SIZES[size]
+    else:
+        size_props = schema["properties"]["image_size"]["anyOf"][0]["properties"]
+        width = size.get("width", size_props["width"].get("default", 1024))
+        height = size.get("height", size_props["height"].get("default", 768))
+        for name, val in (("width", width), ("height", height)):
+            if val % 32:
+                raise RequestError(f"image_size.{name}", f"{val} is not a multiple of 32")
+
+    num = body.get("num_images", 1)
+    # The schema says "number", but a fractional picture count is meaningless.
+    if isinstance(num, float) and not num.is_integer():
+        raise RequestError("num_images", f"{num} is not a whole number")
+    num = int(num)
+
+    for i, url in enumerate(body.get("image_urls", [])):
+        _check_image_url(url, f"image_urls[{i}]")
+
+    seed = body.get("seed")
+    if seed is None:
+        # Like the real service: no seed means a fresh random one.
+        seed = random.randint(1, MAX_SEED)
+    loras = body.get("loras")
+    return GenerationRequest(
+        model=model,
+        prompt=prompt,
+        width=int(width),
+        height=int(height),
+        num_images=num,
+        output_format=body.get("output_format", DEFAULT_FORMAT),
+        seed=int(seed),
+        loras=loras,
+        image_urls=list(body.get("image_urls", [])),
+    )

@@ -1,0 +1,175 @@
+"""The stand-in server object: lifecycle, shared state, faults and counters."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+import numpy as np
+
+from .api import parse_body
+from .faults import FaultQueue, check_file_fault, check_post_fault
+from .files import FileStore
+from .handler import Handler, HTTPServer4, HTTPServer6, is_loopback
+
+RESPONSE_MODES = ("url", "b64")
+
+
+class StandInServer:
+    """A local HTTP stand-in for the AI/ML API image generation endpoint.
+
+    Binds only to loopback addresses. See the package docstring for usage.
+    """
+
+    def __init__(self, key: str = "sk-standin-local", host: str = "127.0.0.1", port: int = 0,
+                 latency: float = 0.0, response_mode: str = "url", verbose: bool = False) -> None:
+        if not is_loopback(host):
+            raise ValueError(f"the stand-in only binds to loopback addresses, not {host!r}")
+        if response_mode not in RESPONSE_MODES:
+            raise ValueError(f"response_mode must be one of {RESPONSE_MODES}")
+        self.key = key
+        self.host = host
+        self.verbose = verbose
+        self.latency = float(latency)
+        self.response_mode = response_mode
+        self.store = FileStore()
+        self.stopping = threading.Event()
+        self.received_images: list[np.ndarray] = []
+        self.post_count = 0
+        self.file_get_count = 0
+        self.post_bodies: list[Any] = []
+        self._requested_port = port
+        self._post_faults = FaultQueue(check_post_fault)
+        self._file_faults = FaultQueue(check_file_fault)
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._httpd: HTTPServer4 | None = None
+        self._port: int | None = None  # kept after stop(), so URLs stay printable
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> StandInServer:
+        """Bind and serve in a background daemon thread; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("stand-in already started")
+        self.stopping.clear()
+        cls = HTTPServer6 if ":" in self.host else HTTPServer4
+        httpd = cls((self.host.strip("[]"), self._requested_port), Handler)
+        httpd.standin = self
+        self._httpd = httpd
+        self._port = int(httpd.server_address[1])
+        # Short poll interval so stop() returns promptly.
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="standin-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, close the socket, join the thread."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self.stopping.set()  # wakes handlers sleeping on latency/delay/slow faults
+        httpd.shutdown()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # idle keep-alive handlers block in recv until this
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> StandInServer:
+        """Start if needed; stop on exit."""
+        return self if self._httpd is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the server."""
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port=0); still known after stop()."""
+        if self._port is None:
+            raise RuntimeError("stand-in not started")
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        """``http://HOST:PORT``."""
+        host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1``, the API base a client should use."""
+        return f"{self.root_url}/v1"
+
+    # -- faults, config, counters -------------------------------------------
+    def queue_post_faults(self, faults: list[dict[str, Any]]) -> None:
+        """Queue faults for the next POSTs to the generation endpoint (ValueError if invalid)."""
+        self._post_faults.extend(faults)
+
+    def queue_file_faults(self, faults: list[dict[str, Any]]) -> None:
+        """Queue faults for the next GETs of image files (ValueError if invalid)."""
+        self._file_faults.extend(faults)
+
+    def configure(self, latency: float | None = None, response_mode: str | None = None) -> None:
+        """Change latency and/or response mode (what POST /_standin/config does)."""
+        if latency is not None:
+            if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
+                raise ValueError("latency must be a number >= 0")
+            self.latency = float(latency)
+        if response_mode is not None:
+            if response_mode not in RESPONSE_MODES:
+                raise ValueError(f"response_mode must be one of {RESPONSE_MODES}")
+            self.response_mode = response_mode
+
+    def reset(self) -> None:
+        """Clear counters, bodies, faults and inputs; latency 0, mode "url"."""
+        with self._lock:
+            self.post_count = 0
+            self.file_get_count = 0
+            self.post_bodies.clear()
+            self.received_images = []
+        self._post_faults.clear()
+        self._file_faults.clear()
+        self.latency = 0.0
+        self.response_mode = "url"
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and settings, as served by GET /_standin/stats."""
+        return {
+            "post_count": self.post_count,
+            "file_get_count": self.file_get_count,
+            "pending_post_faults": len(self._post_faults),
+            "pending_file_faults": len(self._file_faults),
+            "stored_files": len(self.store),
+            "latency": self.latency,
+            "response_mode": self.response_mode,
+        }
+
+    def _count_post(self, raw: bytes) -> dict[str, Any] | None:
+        try:
+            body = parse_body(raw)
+        except ValueError:
+            body = None  # keeps post_bodies aligned with post_count
+        with self._lock:
+            self.post_count += 1
+            self.post_bodies.append(body)
+            return self._post_faults.pop()
+
+    def _count_file_get(self) -> dict[str, Any] | None:
+        with self._lock:
+            self.file_get_count += 1
+            return self._file_faults.pop()
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            (self._conns.add if add else self._conns.discard)(conn)

@@ -236,6 +236,7 @@ class ApiClient:
         retry: RetryPolicy | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         download_deadline: float = DOWNLOAD_DEADLINE,
+        ca_bundle: str | None = None,
     ) -> None:
         self.key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key, "the key given to ApiClient")
         check_url_scheme(base_url, "the base URL")
@@ -249,7 +250,7 @@ class ApiClient:
         self.session = requests.Session()
         # Proxies come from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (requests' trust_env, on by default).
         # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
-        self.session.verify = resolve_ca_bundle()
+        self.session.verify = ca_bundle or resolve_ca_bundle()
         # Enough pooled connections for 4 requests and 16 downloads at once.
         adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
         self.session.mount("https://", adapter)
@@ -325,7 +326,9 @@ class ApiClient:
             if _was_sent(exc):
                 error = APIConnectionError(f"{error} The answer broke off midway; the request may have been "
                                            "processed and billed, so it was not sent again.")
-            return _PostFailure(error, retryable=not _was_sent(exc), reason=type(exc).__name__)
+            # A failed certificate check will not pass a second later: no retry.
+            retryable = not _was_sent(exc) and not isinstance(exc, requests.exceptions.SSLError)
+            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__)
 
     def _asked_wait(self, response: requests.Response) -> float:
         return parse_retry_after(response.headers.get("Retry-After")) or 0.0
@@ -496,16 +499,18 @@ def _credits(payload: dict[str, Any]) -> float | None:
     return None
 
 
-_clients: dict[tuple[str, ApiKey], ApiClient] = {}
+_clients: dict[tuple[str, ApiKey, str], ApiClient] = {}
 _clients_lock = threading.Lock()
 
 
 def shared_client(api_key: ApiKey, base_url: str) -> ApiClient:
     """One client (and so one connection pool) per base URL and key, reused across runs."""
     # The ApiKey itself (whose repr hides the value) is the lookup, so no local holds the key in clear.
-    lookup = (base_url, api_key)
+    # The CA bundle is part of it too, so a changed REQUESTS_CA_BUNDLE/SSL_CERT_FILE takes effect.
+    ca_bundle = resolve_ca_bundle()
+    lookup = (base_url, api_key, ca_bundle)
     with _clients_lock:
         client = _clients.get(lookup)
         if client is None:
-            client = _clients[lookup] = ApiClient(api_key, base_url)
+            client = _clients[lookup] = ApiClient(api_key, base_url, ca_bundle=ca_bundle)
         return client

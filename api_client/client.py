@@ -293,7 +293,10 @@ class ApiClient:
             log.debug("POST %s -> %d in %.2f s; sent headers %s", url, response.status_code,
                       time.monotonic() - started, redacted_headers(response.request.headers))
             if response.status_code == 200:
-                return self._parse_generation(response)
+                parsed = self._parse_generation(response)
+                if isinstance(parsed, APIResponseError):
+                    raise parsed  # raised here, so no frame of the traceback holds the body
+                return parsed
             note = ""
             if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
                 wait = self._wait_for(response, retry_number)
@@ -344,28 +347,30 @@ class ApiClient:
             return None
         return asked
 
-    def _parse_generation(self, response: requests.Response) -> GenerationResponse:
+    def _parse_generation(self, response: requests.Response) -> GenerationResponse | APIResponseError:
+        """The pictures of a 200 answer, or the error to raise (returned: the body, which may
+        echo anything, stays in this frame and is gone once it returns)."""
         raw = response.content
         if not raw.strip():
-            raise APIResponseError("The AI/ML API answered 200 with an empty body. The request may have been "
-                                   "billed; check your usage before running again.")
+            return APIResponseError("The AI/ML API answered 200 with an empty body. The request may have been "
+                                    "billed; check your usage before running again.")
         payload = _json_body(response)
         if payload is _NOT_JSON:
             snippet = redact(raw[:120].decode("utf-8", "replace"), self.key.value)
-            raise APIResponseError(f"The AI/ML API answered 200 with a body that is not JSON: {snippet!r}. "
-                                   "A proxy may be in the way; check AIML_API_BASE.")
+            return APIResponseError(f"The AI/ML API answered 200 with a body that is not JSON: {snippet!r}. "
+                                    "A proxy may be in the way; check AIML_API_BASE.")
         if not isinstance(payload, dict):
-            raise APIResponseError("The AI/ML API answered 200 with JSON that is not an object.")
+            return APIResponseError("The AI/ML API answered 200 with JSON that is not an object.")
         data = payload.get("data")
         if not isinstance(data, list) or not data:
             said = server_message(response, self.key.value)
-            raise APIResponseError(f"The AI/ML API answered 200 without any pictures. {said}".strip())
+            return APIResponseError(f"The AI/ML API answered 200 without any pictures. {said}".strip())
         images = []
         for i, item in enumerate(data):
             url = item.get("url") if isinstance(item, dict) else None
             b64 = item.get("b64_json") if isinstance(item, dict) else None
             if not (isinstance(url, str) and url) and not (isinstance(b64, str) and b64):
-                raise APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
+                return APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
             images.append(ImageRef(url=url or None, b64_json=b64 or None))
         return GenerationResponse(images=images, credits_used=_credits(payload))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from demo import load_pack_like_comfyui, run_node  # noqa: E402
 # Shaped like a real key so redaction is tested on something realistic.
 TEST_KEY = "sk-test-5f3c9a7e1d2b4c6a8e0f1a3b5c7d9e1f"
 PACK_NAME = "ComfyUI-Flux2-LoRA"
+# A small valid generation body, for tests that call the client directly.
+REQUEST_BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
+                "image_size": "square"}
 
 
 @pytest.fixture(scope="session")
@@ -76,4 +80,11 @@ def generate(pack, **overrides: Any) -> dict[str, Any]:
     return getattr(cls(), cls.FUNCTION)(**generate_inputs(**overrides))
 
 
-__all__ = ["PACK_NAME", "ROOT", "TEST_KEY", "generate", "generate_inputs", "run_node"]
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "closed_port", "generate", "generate_inputs", "run_node"]

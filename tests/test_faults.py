@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY, generate
+from conftest import REQUEST_BODY, TEST_KEY, generate
 
 from api_client.standin import StandInServer
 
-BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
-        "image_size": "square"}
 OK = "ok"
 
 
@@ -145,7 +143,7 @@ def test_fault_matrix_through_the_client(api, standin, make_client, row):
     client = make_client(**row.client)
 
     def run():
-        response = client.generate(BODY)
+        response = client.generate(REQUEST_BODY)
         pixels = api.decode_image(client.fetch_image(response.images[0]))
         assert pixels.shape == (512, 512, 3)
 
@@ -214,7 +212,7 @@ def test_real_401_from_a_wrong_key_names_where_the_key_came_from(pack, api, stan
 
 def test_schema_violation_from_server_is_shown(make_client, api, standin):
     with pytest.raises(api.BadRequestError, match="num_images"):
-        make_client().generate({**BODY, "num_images": 5})
+        make_client().generate({**REQUEST_BODY, "num_images": 5})
     assert standin.post_count == 1
 
 
@@ -222,13 +220,13 @@ def test_html_error_page_is_summarised_not_dumped(make_client, api, standin):
     standin.queue_post_faults([{"status": 502, "body": "<!DOCTYPE html><html>" + "x" * 5000, "times": 9,
                                 "content_type": "text/html"}])
     with pytest.raises(api.ServerError, match="HTML page") as caught:
-        make_client().generate(BODY)
+        make_client().generate(REQUEST_BODY)
     assert len(str(caught.value)) < 600
 
 
 def test_older_tokens_used_field_is_read(make_client, standin):
     standin.queue_post_faults([{"usage": {"tokens_used": 5}}])
-    assert make_client().generate(BODY).credits_used == 5.0
+    assert make_client().generate(REQUEST_BODY).credits_used == 5.0
 
 
 def test_cancel_during_a_retry_wait_stops_at_once(make_client, api, standin):
@@ -240,6 +238,6 @@ def test_cancel_during_a_retry_wait_stops_at_once(make_client, api, standin):
     threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
     with pytest.raises(api.Cancelled):
-        client.generate(BODY, cancel)
+        client.generate(REQUEST_BODY, cancel)
     assert time.monotonic() - started < 3
     assert standin.post_count == 1

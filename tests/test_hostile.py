@@ -11,13 +11,11 @@ import time
 import tracemalloc
 
 import pytest
-from conftest import TEST_KEY, generate
+from conftest import REQUEST_BODY, TEST_KEY, generate
 from PIL import Image
 
 from api_client.standin.pictures import BOMB_SIDE, bomb_png
 
-BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
-        "image_size": "square"}
 MiB = 1024 * 1024
 
 
@@ -64,7 +62,7 @@ def test_picture_urls_other_than_https_are_refused_without_a_request(pack, api, 
 
 
 def test_plain_http_picture_urls_are_fetched_only_on_loopback(client, api, standin):
-    ref = client.generate(BODY).images[0]
+    ref = client.generate(REQUEST_BODY).images[0]
     assert ref.url.startswith("http://127.0.0.1:")
     assert client.fetch_image(ref).startswith(b"\x89PNG")
 
@@ -97,7 +95,7 @@ def test_redirect_loop_ends_after_five_hops(pack, api, standin):
 
 def test_declared_oversized_body_is_never_read(client, api, standin):
     standin.queue_file_faults([{"oversize": 200_000_000}])
-    ref = client.generate(BODY).images[0]
+    ref = client.generate(REQUEST_BODY).images[0]
     peak, outcome = _peak_during(lambda: client.fetch_image(ref))
     assert isinstance(outcome, api.DownloadError) and "above the 64 MiB cap" in str(outcome)
     assert peak < 2 * MiB, f"peak {peak / MiB:.1f} MiB"
@@ -106,7 +104,7 @@ def test_declared_oversized_body_is_never_read(client, api, standin):
 def test_undeclared_oversized_body_is_abandoned_at_the_cap_with_bounded_memory(client, api, standin):
     body_size = 200_000_000  # chunked, no Content-Length: only counting can stop it
     standin.queue_file_faults([{"oversize_chunked": body_size}])
-    ref = client.generate(BODY).images[0]
+    ref = client.generate(REQUEST_BODY).images[0]
     started = time.monotonic()
     peak, outcome = _peak_during(lambda: client.fetch_image(ref))
     assert isinstance(outcome, api.DownloadError) and "download abandoned" in str(outcome)

@@ -19,15 +19,13 @@ from urllib.parse import urlsplit
 
 import certifi
 import pytest
-from conftest import TEST_KEY, generate
+from conftest import REQUEST_BODY, TEST_KEY, closed_port, generate
 
 from api_client.standin import StandInServer
 
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
              "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
-BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
-        "image_size": "square"}
 
 
 @pytest.fixture(autouse=True)
@@ -173,12 +171,6 @@ def tls_standin(_tls_server, standin, monkeypatch):
     _tls_server.reset()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens here once closed
-
-
 def _fast_client(api, base_url, **kwargs):
     return api.ApiClient(api.ApiKey(TEST_KEY, "test"), base_url,
                          retry=api.RetryPolicy(base_delay=0.01, max_delay=0.02), **kwargs)
@@ -216,12 +208,12 @@ def test_https_proxy_tunnels_to_the_https_api(pack, tls_standin, proxy, certific
 
 
 def test_dead_proxy_is_a_connection_error_that_hides_the_proxy_password(api, tls_standin, monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", f"http://alice:proxy-secret-pw@127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://alice:proxy-secret-pw@127.0.0.1:{closed_port()}")
     monkeypatch.setenv("NO_PROXY", "example.invalid")
     client = _fast_client(api, tls_standin.base_url)
     started = time.monotonic()
     with pytest.raises(api.APIConnectionError, match=r"Cannot reach the AI/ML API.*proxy") as caught:
-        client.generate(BODY)
+        client.generate(REQUEST_BODY)
     assert time.monotonic() - started < 5
     assert not isinstance(caught.value, api.APIStatusError)
     assert "proxy-secret-pw" not in str(caught.value)
@@ -261,7 +253,7 @@ def test_requests_ca_bundle_makes_a_private_certificate_trusted(pack, tls_standi
 def test_ssl_cert_file_makes_a_private_certificate_trusted(api, tls_standin, certificate, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
     client = _fast_client(api, tls_standin.base_url)
-    response = client.generate(BODY)
+    response = client.generate(REQUEST_BODY)
     assert client.fetch_image(response.images[0]).startswith(b"\x89PNG")
     client.close()
 
@@ -272,14 +264,14 @@ def test_unknown_host_is_a_dns_connection_error_not_an_api_error(api):
     client = _fast_client(api, "https://api.example.invalid/v1")
     started = time.monotonic()
     with pytest.raises(api.APIConnectionError, match=r"at api.example.invalid: .*DNS") as caught:
-        client.generate(BODY)
+        client.generate(REQUEST_BODY)
     assert time.monotonic() - started < 5
     assert not isinstance(caught.value, api.APIStatusError)
     client.close()
 
 
 def test_refused_connection_says_so(api):
-    client = _fast_client(api, f"http://127.0.0.1:{_closed_port()}/v1")
+    client = _fast_client(api, f"http://127.0.0.1:{closed_port()}/v1")
     with pytest.raises(api.APIConnectionError, match="connection was refused"):
-        client.generate(BODY)
+        client.generate(REQUEST_BODY)
     client.close()

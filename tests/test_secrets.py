@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
 import threading
 import traceback
 
 import pytest
 import requests
-from conftest import ROOT, TEST_KEY, generate
+from conftest import REQUEST_BODY, ROOT, TEST_KEY, closed_port, generate
 
 SECRET_PARTS = (TEST_KEY, TEST_KEY[8:24], TEST_KEY[-16:])  # not even a part of it
-BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
-        "image_size": "square"}
 
 
 @pytest.fixture
@@ -106,66 +103,53 @@ def test_redacted_headers_hides_every_credential(api):
         "via http://***@proxy:3128 and https://h/p?api_key=***"
 
 
-@pytest.mark.parametrize("fault", [
-    {"status": 401, "message": f"invalid key {TEST_KEY}"},
-    {"status": 422, "message": f"Authorization: Bearer {TEST_KEY} is bad"},
-    {"status": 503, "message": f"echo {TEST_KEY}", "times": 9, "retry_after": "0"},
-    {"status": 429, "message": f"slow down {TEST_KEY}", "retry_after": "3600"},
-    {"body": f"<html>{TEST_KEY}</html>", "status": 200},
-    {"body": f'{{"data": [], "message": "{TEST_KEY}"}}', "status": 200},
-    {"body": f'{{"broken json {TEST_KEY}', "status": 200},
+@pytest.mark.parametrize(("kind", "fault"), [
+    # The API's answer, echoing the key in every way it could.
+    ("post", {"status": 401, "message": f"invalid key {TEST_KEY}"}),
+    ("post", {"status": 422, "message": f"Authorization: Bearer {TEST_KEY} is bad"}),
+    ("post", {"status": 503, "message": f"echo {TEST_KEY}", "times": 9, "retry_after": "0"}),
+    ("post", {"status": 429, "message": f"slow down {TEST_KEY}", "retry_after": "3600"}),
+    ("post", {"body": f"<html>{TEST_KEY}</html>", "status": 200}),
+    ("post", {"body": f'{{"data": [], "message": "{TEST_KEY}"}}', "status": 200}),
+    ("post", {"body": f'{{"broken json {TEST_KEY}', "status": 200}),
+    # Picture downloads and decoding.
+    ("file", {"status": 403}), ("file", {"truncate": True, "times": 9}), ("file", {"truncate_declared": True}),
+    ("file", {"bomb": True}), ("file", {"not_image": True}), ("file", {"redirect": "file:///etc/passwd"}),
+    ("file", {"oversize_chunked": 80_000_000}),
 ])
-def test_key_absent_from_errors_even_when_the_server_echoes_it(pack, api, standin, debug_logs, fault):
-    standin.queue_post_faults([fault])
+def test_key_absent_from_errors_even_when_the_server_echoes_it(pack, api, standin, debug_logs, kind, fault):
+    (standin.queue_post_faults if kind == "post" else standin.queue_file_faults)([fault])
     with pytest.raises(api.Flux2Error) as caught:
         generate(pack)
     _assert_error_carries_no_key(caught.value)
     _assert_no_key(debug_logs.text)
-
-
-@pytest.mark.parametrize("fault", [
-    {"status": 403}, {"truncate": True, "times": 9}, {"truncate_declared": True}, {"bomb": True},
-    {"not_image": True}, {"redirect": "file:///etc/passwd"}, {"oversize_chunked": 80_000_000},
-])
-def test_key_absent_from_download_and_decode_errors(pack, api, standin, debug_logs, fault):
-    standin.queue_file_faults([fault])
-    with pytest.raises(api.Flux2Error) as caught:
-        generate(pack)
-    _assert_error_carries_no_key(caught.value)
-    _assert_no_key(debug_logs.text)
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_key_absent_from_connection_errors_and_their_chain(api, standin, debug_logs):
     fast = api.RetryPolicy(base_delay=0.01, max_delay=0.02)
     key = api.ApiKey(TEST_KEY, "test")
-    refused = api.ApiClient(key, f"http://127.0.0.1:{_closed_port()}/v1", retry=fast)
+    refused = api.ApiClient(key, f"http://127.0.0.1:{closed_port()}/v1", retry=fast)
     with pytest.raises(api.APIConnectionError) as caught:
-        refused.generate(BODY)
+        refused.generate(REQUEST_BODY)
     _assert_error_carries_no_key(caught.value)
 
     direct = api.ApiClient(key, standin.base_url, retry=fast)
     standin.queue_post_faults([{"drop": True, "times": 9}])
     with pytest.raises(api.APIConnectionError) as caught:
-        direct.generate(BODY)
+        direct.generate(REQUEST_BODY)
     _assert_error_carries_no_key(caught.value)
     standin.reset()  # drop the faults left over
 
     slow = api.ApiClient(key, standin.base_url, retry=fast, read_timeout=0.3)
     standin.queue_post_faults([{"delay": 2.0}])
     with pytest.raises(api.APITimeoutError) as caught:
-        slow.generate(BODY)
+        slow.generate(REQUEST_BODY)
     _assert_error_carries_no_key(caught.value)
 
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(api.Cancelled) as caught:
-        slow.generate(BODY, cancel)
+        slow.generate(REQUEST_BODY, cancel)
     _assert_error_carries_no_key(caught.value)
     _assert_no_key(debug_logs.text)
     for client in (refused, direct, slow):

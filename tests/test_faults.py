@@ -180,10 +180,9 @@ def test_fault_matrix_through_the_node(pack, api, standin, row):
     _check(api, row, run, standin)
 
 
-def test_read_timeout_through_the_node_never_sends_the_post_again(pack, api, monkeypatch):
+def test_read_timeout_through_the_node_never_sends_the_post_again(pack, api, standin, monkeypatch):
     # A server of its own: the node's shared client for it is made with this read timeout.
     with StandInServer(key=TEST_KEY).start() as server:
-        monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
         monkeypatch.setenv("AIML_API_BASE", server.base_url)
         monkeypatch.setenv("FLUX2_LORA_READ_TIMEOUT", "0.5")
         _check(api, Fault("read_timeout", post=[{"delay": 3.0}], outcome="APITimeoutError",

@@ -67,8 +67,14 @@ def _assert_error_carries_no_key(exc: BaseException) -> None:
         _assert_no_key(str(linked) + repr(linked) + repr(getattr(linked, "doc", "")))
 
 
-def test_key_absent_from_a_full_generation(pack, standin, debug_logs, capfd):
+def test_key_absent_from_a_full_generation(pack, standin, debug_logs, capfd, tmp_path):
     out = generate(pack, num_images=5, loras=[{"path": "owner/repo", "scale": 1.0}])
+    again = generate(pack, num_images=5, loras=[{"path": "owner/repo", "scale": 1.0}])  # from the result cache
+    _assert_no_key(repr(again))
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert written, "the result cache wrote nothing under the test's folder"
+    for path in written:  # result cache, manifests, config: nothing on disk holds the key
+        _assert_no_key(path.read_bytes().decode("latin-1"))
     images, info = out["result"]
     _assert_no_key(info)
     _assert_no_key(repr(out["ui"]))

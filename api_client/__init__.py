@@ -26,6 +26,7 @@ from .errors import (
 from .limits import LIMITS, MODEL_EDIT, MODEL_GENERATE
 from .request import GenerationRequest, Lora, build_requests
 from .retry import RetryPolicy
+from .upload import EncodedPicture, encode_data_uri, encode_input_picture
 
 __all__ = [
     "LIMITS",
@@ -44,6 +45,7 @@ __all__ = [
     "Cancelled",
     "ConfigError",
     "DownloadError",
+    "EncodedPicture",
     "Flux2Error",
     "GenerationRequest",
     "GenerationResponse",
@@ -59,6 +61,8 @@ __all__ = [
     "ServerError",
     "build_requests",
     "decode_image",
+    "encode_data_uri",
+    "encode_input_picture",
     "resolve_api_key",
     "resolve_base_url",
     "run_batch",

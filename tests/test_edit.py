@@ -217,3 +217,23 @@ def test_build_requests_checks_image_urls(api, urls, message):
 def test_text_to_image_takes_no_input_pictures(api):
     with pytest.raises(api.InputError, match="image_urls: only blackforestlabs/flux-2-lora-edit takes"):
         api.build_requests(**generate_inputs(), image_urls=["https://h.io/a.png"])
+
+
+def test_example_workflow_wires_load_image_and_adapter_into_edit_and_save(pack, standin):
+    doc = json.loads((ROOT / "example_workflows" / "flux2_lora_edit.json").read_text())
+    nodes = {node["id"]: node for node in doc["nodes"]}
+    wires = {(nodes[a]["type"], nodes[b]["type"], nodes[b]["inputs"][slot]["name"], kind)
+             for _, a, _, b, slot, kind in doc["links"]}
+    assert wires == {("LoadImage", "Flux2LoraEdit", "image", "IMAGE"),
+                     ("Flux2LoraAdapter", "Flux2LoraEdit", "loras", "FLUX2_LORAS"),
+                     ("Flux2LoraEdit", "SaveImage", "images", "IMAGE")}
+    edit_node = next(node for node in doc["nodes"] if node["type"] == "Flux2LoraEdit")
+    types = pack.NODE_CLASS_MAPPINGS["Flux2LoraEdit"].INPUT_TYPES()
+    assert [entry["name"] for entry in edit_node["inputs"]] == ["image", *types["optional"]]
+    widgets = [name for name, spec in types["required"].items() if spec[0] != "IMAGE"]
+    values = list(edit_node["widgets_values"])
+    assert values.pop(widgets.index("seed") + 1) in ("fixed", "randomize")  # control_after_generate
+    assert len(values) == len(widgets)
+    settings = dict(zip(widgets, values, strict=True))
+    images, _ = edit(pack, as_image(picture(1)), **settings)["result"]  # the saved values are valid inputs
+    assert images.shape == (1, 64, 96, 3) and standin.post_bodies[0]["prompt"] == settings["prompt"]

@@ -1,6 +1,8 @@
 """Client for the AI/ML API's FLUX.2 LoRA models. Knows nothing of ComfyUI or torch."""
 
 from .batch import BatchResult, ImageSink, run_batch
+from .budget import CreditBudget, credit_budget, set_credit_budget
+from .cache import ResultCache, open_result_cache
 from .client import ApiClient, GenerationResponse, ImageRef, shared_client
 from .config import ApiKey, resolve_api_key, resolve_base_url
 from .decode import decode_image
@@ -44,6 +46,7 @@ __all__ = [
     "BudgetExceededError",
     "Cancelled",
     "ConfigError",
+    "CreditBudget",
     "DownloadError",
     "EncodedPicture",
     "Flux2Error",
@@ -57,14 +60,18 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResultCache",
     "RetryPolicy",
     "ServerError",
     "build_requests",
+    "credit_budget",
     "decode_image",
     "encode_data_uri",
     "encode_input_picture",
+    "open_result_cache",
     "resolve_api_key",
     "resolve_base_url",
     "run_batch",
+    "set_credit_budget",
     "shared_client",
 ]

@@ -9,7 +9,7 @@ from ..api_client.limits import LIMITS
 from .comfy_hooks import RunHooks
 from .image_input import encode_edit_inputs
 from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
-from .widgets import CATEGORY, generation_optional, generation_settings
+from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
 
 
 def _reference_widget(which: str) -> tuple[str, dict[str, str]]:
@@ -22,7 +22,8 @@ class Flux2LoraEdit:
         "Edits pictures with FLUX.2 [dev] and your LoRA adapters on the AI/ML API "
         "(model blackforestlabs/flux-2-lora-edit): the prompt says what to change, image (and the optional "
         "image_2, image_3) are the pictures to start from, 1 to 3 in total. Each run is billed by the API; "
-        "the credits used are shown on the node and in the info output. Inputs are checked before anything is sent."
+        "the credits used are shown on the node and in the info output. Inputs are checked before anything is sent. "
+        "A run with the same pictures, settings and seed as an earlier one comes from the result cache, free."
     )
     CATEGORY = CATEGORY
     FUNCTION = "edit"
@@ -45,16 +46,17 @@ class Flux2LoraEdit:
                 **generation_optional(),
                 "image_2": _reference_widget("A second"),
                 "image_3": _reference_widget("A third"),
+                **cache_optional(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def edit(self, image: Any, image_2: Any = None, image_3: Any = None, unique_id: str | None = None,
-             **settings: Any) -> dict[str, Any]:
+    def edit(self, image: Any, image_2: Any = None, image_3: Any = None, use_cache: bool = True,
+             unique_id: str | None = None, **settings: Any) -> dict[str, Any]:
         # The settings are Generate's, checked by the same build_requests.
         pictures = encode_edit_inputs({"image": image, "image_2": image_2, "image_3": image_3},
                                       RunHooks(unique_id).check_cancel)
         requests = build_requests(**settings, model=MODEL_EDIT, image_urls=[p.data_uri for p in pictures])
-        images, info = run_generation(requests, node_id=unique_id)
+        images, info = run_generation(requests, node_id=unique_id, use_cache=use_cache)
         info["input_images"] = [p.describe() for p in pictures]
         return node_output(images, info)

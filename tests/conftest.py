@@ -39,17 +39,31 @@ def _server():
     server.stop()
 
 
+def _reset_credit_budget() -> None:
+    budget_module = sys.modules.get(f"{PACK_NAME}.api_client.budget")
+    if budget_module is not None:
+        budget_module.set_credit_budget(None)
+        budget_module.credit_budget().reset_spent()
+
+
 @pytest.fixture
 def standin(_server, monkeypatch, tmp_path):
-    """A clean stand-in server, with the environment pointing the pack at it."""
+    """A clean stand-in server, with the environment pointing the pack at it.
+
+    Each test gets its own empty result cache and no credit budget.
+    """
     _server.reset()
+    _reset_credit_budget()
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", _server.base_url)
-    for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT"):
+    for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CACHE",
+                 "FLUX2_LORA_CACHE_MAX_BYTES", "FLUX2_LORA_CREDIT_BUDGET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
     yield _server
     _server.reset()
+    _reset_credit_budget()
 
 
 def generate_inputs(**overrides: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ CONTRACT = {
     "Flux2LoraGenerate": {
         "display": "Flux2 LoRA Generate",
         "required": GENERATION_SETTINGS,
-        "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS")],
+        # Appended after the core release: the result cache switch (issue 7).
+        "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS"), ("use_cache", "BOOLEAN")],
         "outputs": ("IMAGE", "STRING"),
     },
     "Flux2LoraImageSize": {
@@ -44,7 +45,7 @@ CONTRACT = {
         "display": "Flux2 LoRA Edit",
         "required": [("image", "IMAGE"), *GENERATION_SETTINGS],
         "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS"), ("image_2", "IMAGE"),
-                     ("image_3", "IMAGE")],
+                     ("image_3", "IMAGE"), ("use_cache", "BOOLEAN")],
         "outputs": ("IMAGE", "STRING"),
     },
 }

@@ -150,6 +150,16 @@ def test_body_follows_the_edit_schema_and_info_names_the_edit_model(pack, standi
     assert "data:" not in info_text and out["ui"]["flux2_credits"] == [info["credits_used"]]
 
 
+def test_same_pictures_and_settings_come_from_the_cache(pack, standin):
+    first, info = edit(pack, as_image(picture(1)), image_2=as_image(picture(2)))["result"]
+    again, info_again = edit(pack, as_image(picture(1)), image_2=as_image(picture(2)))["result"]
+    assert standin.post_count == 1 and torch.equal(first, again)
+    assert json.loads(info)["cache"] == "miss" and json.loads(info_again)["cache"] == "hit"
+    edit(pack, as_image(picture(1)), image_2=as_image(picture(3)))  # another reference picture: a new request
+    edit(pack, as_image(picture(1)), image_2=as_image(picture(2)), use_cache=False)
+    assert standin.post_count == 3
+
+
 def test_cancel_before_encoding_sends_nothing(pack, standin, request):
     request.getfixturevalue("comfy").interrupted = True
     with pytest.raises(InterruptProcessingException):
@@ -229,8 +239,10 @@ def test_example_workflow_wires_load_image_and_adapter_into_edit_and_save(pack, 
                      ("Flux2LoraEdit", "SaveImage", "images", "IMAGE")}
     edit_node = next(node for node in doc["nodes"] if node["type"] == "Flux2LoraEdit")
     types = pack.NODE_CLASS_MAPPINGS["Flux2LoraEdit"].INPUT_TYPES()
-    assert [entry["name"] for entry in edit_node["inputs"]] == ["image", *types["optional"]]
-    widgets = [name for name, spec in types["required"].items() if spec[0] != "IMAGE"]
+    declared = {**types["required"], **types["optional"]}
+    sockets = [name for name, spec in declared.items() if spec[0] in ("IMAGE", "FLUX2_IMAGE_SIZE", "FLUX2_LORAS")]
+    assert [entry["name"] for entry in edit_node["inputs"]] == sockets
+    widgets = [name for name in declared if name not in sockets]
     values = list(edit_node["widgets_values"])
     assert values.pop(widgets.index("seed") + 1) in ("fixed", "randomize")  # control_after_generate
     assert len(values) == len(widgets)

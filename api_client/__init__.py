@@ -28,6 +28,7 @@ from .errors import (
 from .limits import LIMITS, MODEL_EDIT, MODEL_GENERATE
 from .request import GenerationRequest, Lora, build_requests
 from .retry import RetryPolicy
+from .upload import EncodedPicture, encode_data_uri, encode_input_picture
 
 __all__ = [
     "LIMITS",
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigError",
     "CreditBudget",
     "DownloadError",
+    "EncodedPicture",
     "Flux2Error",
     "GenerationRequest",
     "GenerationResponse",
@@ -64,6 +66,8 @@ __all__ = [
     "build_requests",
     "credit_budget",
     "decode_image",
+    "encode_data_uri",
+    "encode_input_picture",
     "open_result_cache",
     "resolve_api_key",
     "resolve_base_url",

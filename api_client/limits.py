@@ -124,6 +124,9 @@ NODE_IMAGES_MAX = 16
 GUIDANCE_DEFAULT = 2.5
 STEPS_DEFAULT = 28
 LORA_SCALE_DEFAULT = 1.0
+# Edit's input pictures: at most the largest picture the API generates (2048x2048),
+# which bounds the request body (see api_client/upload.py and the README).
+EDIT_INPUT_PIXELS_MAX = 2048 * 2048
 
 # Pixel sizes of the presets (from the API documentation), width x height.
 PRESET_PIXELS: dict[str, tuple[int, int]] = {

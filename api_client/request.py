@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config import is_loopback_host
 from .errors import InputError
 from .limits import (
     LIMITS,
+    MODEL_EDIT,
     MODEL_GENERATE,
     NODE_IMAGES_MAX,
     PRESET_PIXELS,
@@ -195,6 +197,41 @@ def check_loras(value: Any, name: str = "loras") -> tuple[Lora, ...]:
     return tuple(out)
 
 
+def check_image_count(count: int, name: str = "image_urls", detail: str = "") -> int:
+    """``count`` if the edit model accepts that many input pictures; ``detail`` says where they came from."""
+    low, high = LIMITS.edit_images_range
+    if not low <= count <= high:
+        hint = ("Connect a picture." if count < low else
+                f"Send at most {high}, e.g. pick pictures from a batch with ComfyUI's 'ImageFromBatch' node.")
+        raise InputError(f"{name}: the edit model takes {low} to {high} pictures in total; got {count}{detail}. {hint}")
+    return count
+
+
+def _is_image_url(url: str) -> bool:
+    if url.startswith("data:"):
+        comma = url.find(",", 0, 100)  # no copy of the (megabytes long) payload
+        head = url[:comma]
+        return 0 < comma < len(url) - 1 and head.startswith("data:image/") and head.endswith(";base64")
+    parts = urlsplit(url)
+    return len(url) <= _MAX_URL_CHARS and bool(parts.hostname) and (
+        parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)))
+
+
+def check_image_urls(value: Any, model: str) -> tuple[str, ...]:
+    """The input pictures of a request: 1 to 3 for the edit model, none for text-to-image."""
+    if model != MODEL_EDIT:
+        if value:
+            raise InputError(f"image_urls: only {MODEL_EDIT} takes input pictures, not {model}.")
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise _fail("image_urls", "must be a list of picture URLs", value)
+    check_image_count(len(value))
+    for i, url in enumerate(value):
+        if not isinstance(url, str) or not _is_image_url(url):
+            raise _fail(f"image_urls[{i + 1}]", "must be a https URL or a data:image/...;base64, URI", url)
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One POST to /images/generations: checked values, at most the API's per-request image count."""
@@ -259,6 +296,8 @@ def build_requests(
 
     ``num_images`` above the API's per-request maximum becomes several requests;
     request *k* uses seed ``seed + k`` so every picture differs and re-runs repeat.
+    ``image_urls`` (1 to 3 https or data URIs) go with ``model=MODEL_EDIT``; every
+    request of a batch carries them all.
     """
     per_request = LIMITS.images_per_request_max
     total = check_int("num_images", num_images, 1, NODE_IMAGES_MAX)
@@ -273,7 +312,7 @@ def build_requests(
         image_size=check_image_size(image_size),
         loras=check_loras(loras),
         model=model,
-        image_urls=tuple(image_urls),
+        image_urls=check_image_urls(image_urls, model),
     )
     first_seed = check_seed(seed)
     counts = [per_request] * (total // per_request) + ([total % per_request] if total % per_request else [])

@@ -1,6 +1,7 @@
 """The pack's ComfyUI nodes: thin classes over api_client."""
 
 from .adapter import Flux2LoraAdapter
+from .edit import Flux2LoraEdit
 from .generate import Flux2LoraGenerate
 from .image_size import Flux2LoraImageSize
 from .seed import Flux2LoraSeed
@@ -10,6 +11,7 @@ NODE_CLASS_MAPPINGS = {
     "Flux2LoraImageSize": Flux2LoraImageSize,
     "Flux2LoraSeed": Flux2LoraSeed,
     "Flux2LoraAdapter": Flux2LoraAdapter,
+    "Flux2LoraEdit": Flux2LoraEdit,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -17,6 +19,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "Flux2LoraImageSize": "Image Size",
     "Flux2LoraSeed": "Seed",
     "Flux2LoraAdapter": "Flux2 LoRA Adapter",
+    "Flux2LoraEdit": "Flux2 LoRA Edit",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api_client import build_requests
-from .run import node_output, run_generation
+from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
 from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
 
 
@@ -18,12 +18,9 @@ class Flux2LoraGenerate:
     )
     CATEGORY = CATEGORY
     FUNCTION = "generate"
-    RETURN_TYPES = ("IMAGE", "STRING")
-    RETURN_NAMES = ("images", "info")
-    OUTPUT_TOOLTIPS = (
-        "The generated pictures as one batch [B, H, W, 3].",
-        "JSON: model, seeds, size, settings, credits used and the picture URLs.",
-    )
+    RETURN_TYPES = OUTPUT_TYPES
+    RETURN_NAMES = OUTPUT_NAMES
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+GENERATION_SETTINGS = [
+    ("prompt", "STRING"), ("seed", "INT"), ("num_images", "INT"), ("guidance_scale", "FLOAT"),
+    ("num_inference_steps", "INT"), ("acceleration", ["none", "regular", "high"]),
+    ("output_format", ["png", "jpeg", "webp"]), ("enable_prompt_expansion", "BOOLEAN"),
+    ("enable_safety_checker", "BOOLEAN"),
+]
+
 CONTRACT = {
     "Flux2LoraGenerate": {
         "display": "Flux2 LoRA Generate",
-        "required": [
-            ("prompt", "STRING"), ("seed", "INT"), ("num_images", "INT"), ("guidance_scale", "FLOAT"),
-            ("num_inference_steps", "INT"), ("acceleration", ["none", "regular", "high"]),
-            ("output_format", ["png", "jpeg", "webp"]), ("enable_prompt_expansion", "BOOLEAN"),
-            ("enable_safety_checker", "BOOLEAN"),
-        ],
+        "required": GENERATION_SETTINGS,
         # Appended after the core release: the result cache switch (issue 7).
         "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS"), ("use_cache", "BOOLEAN")],
         "outputs": ("IMAGE", "STRING"),
@@ -38,6 +40,13 @@ CONTRACT = {
         "required": [("path", "STRING"), ("scale", "FLOAT")],
         "optional": [("loras", "FLUX2_LORAS")],
         "outputs": ("FLUX2_LORAS",),
+    },
+    "Flux2LoraEdit": {
+        "display": "Flux2 LoRA Edit",
+        "required": [("image", "IMAGE"), *GENERATION_SETTINGS],
+        "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS"), ("image_2", "IMAGE"),
+                     ("image_3", "IMAGE"), ("use_cache", "BOOLEAN")],
+        "outputs": ("IMAGE", "STRING"),
     },
 }
 

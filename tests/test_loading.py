@@ -42,7 +42,8 @@ def test_loads_from_its_folder_under_a_dashed_name_beside_a_foreign_nodes_module
                           timeout=60, cwd="/")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["nodes"] == ["Flux2LoraAdapter", "Flux2LoraGenerate", "Flux2LoraImageSize", "Flux2LoraSeed"]
+    assert report["nodes"] == ["Flux2LoraAdapter", "Flux2LoraEdit", "Flux2LoraGenerate", "Flux2LoraImageSize",
+                              "Flux2LoraSeed"]
     assert report["foreign_intact"] and report["threads_started"] == 0
     assert (ROOT / "web").is_dir()
 

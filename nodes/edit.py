@@ -1,0 +1,62 @@
+"""Flux2 LoRA Edit: pictures plus a prompt to new pictures on blackforestlabs/flux-2-lora-edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api_client import MODEL_EDIT, build_requests
+from ..api_client.limits import LIMITS
+from .comfy_hooks import RunHooks
+from .image_input import encode_edit_inputs
+from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
+from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
+
+
+def _reference_widget(which: str) -> tuple[str, dict[str, str]]:
+    return ("IMAGE", {"tooltip": f"{which} reference picture(s), of any size; counts toward the limit of "
+                                 f"{LIMITS.edit_images_range[1]} pictures in total."})
+
+
+class Flux2LoraEdit:
+    DESCRIPTION = (
+        "Edits pictures with FLUX.2 [dev] and your LoRA adapters on the AI/ML API "
+        "(model blackforestlabs/flux-2-lora-edit): the prompt says what to change, image (and the optional "
+        "image_2, image_3) are the pictures to start from, 1 to 3 in total. Each run is billed by the API; "
+        "the credits used are shown on the node and in the info output. Inputs are checked before anything is sent. "
+        "A run with the same pictures, settings and seed as an earlier one comes from the result cache, free."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "edit"
+    RETURN_TYPES = OUTPUT_TYPES
+    RETURN_NAMES = OUTPUT_NAMES
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "image": ("IMAGE", {
+                    "tooltip": "The picture(s) to edit: every picture of this batch is sent, "
+                               f"{LIMITS.edit_images_range[0]} to {LIMITS.edit_images_range[1]} with image_2 and "
+                               "image_3. Sent lossless when small enough (see the README).",
+                }),
+                **generation_settings(),
+            },
+            "optional": {
+                **generation_optional(),
+                "image_2": _reference_widget("A second"),
+                "image_3": _reference_widget("A third"),
+                **cache_optional(),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def edit(self, image: Any, image_2: Any = None, image_3: Any = None, use_cache: bool = True,
+             unique_id: str | None = None, **settings: Any) -> dict[str, Any]:
+        # The settings are Generate's, checked by the same build_requests.
+        pictures = encode_edit_inputs({"image": image, "image_2": image_2, "image_3": image_3},
+                                      RunHooks(unique_id).check_cancel)
+        requests = build_requests(**settings, model=MODEL_EDIT, image_urls=[p.data_uri for p in pictures])
+        images, info = run_generation(requests, node_id=unique_id, use_cache=use_cache)
+        info["input_images"] = [p.describe() for p in pictures]
+        return node_output(images, info)

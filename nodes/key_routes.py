@@ -11,16 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..api_client.key_store import MAX_BODY_BYTES, key_get_answer, key_post_answer
-from .comfy_hooks import _comfy_module, comfy_key_files
+from .comfy_hooks import comfy_key_files, comfy_prompt_server
 
 KEY_ROUTE = "/flux2_lora/key"
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _prompt_server_routes() -> Any | None:
-    server = _comfy_module("server")
-    prompt_server = getattr(getattr(server, "PromptServer", None), "instance", None)
-    return getattr(prompt_server, "routes", None)
 
 
 async def _read_body(request: Any, limit: int) -> bytes:
@@ -38,7 +32,7 @@ async def _read_body(request: Any, limit: int) -> bytes:
 
 def register_key_routes() -> bool:
     """Add the key route to ComfyUI's server; False (and nothing done) outside ComfyUI."""
-    routes = _prompt_server_routes()
+    routes = getattr(comfy_prompt_server(), "routes", None)
     if routes is None:
         return False
     if any(getattr(route, "path", None) == KEY_ROUTE for route in routes):

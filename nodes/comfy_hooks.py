@@ -22,6 +22,12 @@ def _comfy_module(name: str) -> Any | None:
     return sys.modules.get(name)
 
 
+def comfy_prompt_server() -> Any | None:
+    """ComfyUI's running PromptServer (its web server), or None outside ComfyUI."""
+    server = _comfy_module("server")
+    return getattr(getattr(server, "PromptServer", None), "instance", None)
+
+
 def comfy_user_dir() -> Path | None:
     """ComfyUI's user directory, or None outside ComfyUI."""
     folder_paths = _comfy_module("folder_paths")
@@ -51,9 +57,7 @@ class RunHooks:
         utils = _comfy_module("comfy.utils")
         self._progress_cls = getattr(utils, "ProgressBar", None)
         self._bar: Any = None
-        server = _comfy_module("server")
-        prompt_server = getattr(server, "PromptServer", None)
-        self._server = getattr(prompt_server, "instance", None)
+        self._server = comfy_prompt_server()
 
     def check_cancel(self) -> None:
         """Raise ComfyUI's interrupt exception if the user pressed Cancel."""

@@ -34,6 +34,8 @@ class Flux2LoraImageSize:
                 "preset": (presets, {
                     "default": LIMITS.size_default,
                     "tooltip": f"A preset ({sizes}), or custom to use width and height.",
+                    # Read by the frontend extension to show the resulting size (web/js/flux2_lora.js).
+                    "flux2_pixels": {name: [w, h] for name, (w, h) in PRESET_PIXELS.items()},
                 }),
                 "width": size_widget(default_w, "Width"),
                 "height": size_widget(default_h, "Height"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from typing import Any
 
 import numpy as np
@@ -146,13 +147,18 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
 
 
 def node_output(images: torch.Tensor, info: dict) -> dict[str, Any]:
-    """The node's return value: the IMAGE and info JSON, plus credits, cache state and budget for the frontend."""
+    """The node's return value: the IMAGE and info JSON, plus credits, cache state and budget for the frontend.
+
+    ``flux2_run`` names this run, so the frontend counts its credits once even when
+    ComfyUI shows the cached result again.
+    """
     return {
         "ui": {
             "flux2_credits": [info["credits_used"]],
             "flux2_images": [info["num_images"]],
             "flux2_cache": [{"state": info["cache"], "text": info["cache_note"]}],
             "flux2_budget": [credit_budget().snapshot()],
+            "flux2_run": [uuid.uuid4().hex],
         },
         "result": (images, json.dumps(info, indent=2)),
     }

@@ -1,0 +1,107 @@
+// Flux2 LoRA nodes in ComfyUI's canvas: credits after a run, the status while waiting,
+// and the Image Size node's resulting size and aspect ratio, live as its widgets change.
+// Served as /extensions/<pack folder>/js/flux2_lora.js, hence three levels up to /scripts/.
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+import { openKeyDialog } from "./key_setup.js";
+import { CreditTally, creditLines, graphNodeId, sizeForWidgets, sizeLabel, statusLine } from "./logic.js";
+
+const GENERATING_NODES = new Set(["Flux2LoraGenerate", "Flux2LoraEdit"]);
+const STATUS_EVENT = "flux2lora.status"; // sent by nodes/comfy_hooks.py (RunHooks.status)
+const LINE_HEIGHT = 16;
+const STATUS_COLOUR = "#f0c674";
+const INFO_COLOUR = "#9fd49f";
+
+const tally = new CreditTally(); // one total for the browser session, across all nodes
+const waiting = new Set();
+let ticker = null;
+
+// Text under the node, outside its body, so it never covers a widget or changes the node's size.
+function drawLines(node, ctx, lines, colour) {
+  if (!lines.length || node.flags?.collapsed) return;
+  ctx.save();
+  ctx.font = "12px sans-serif";
+  ctx.fillStyle = colour;
+  ctx.textAlign = "left";
+  ctx.textBaseline = "top";
+  let y = node.size[1] + 6;
+  for (const line of lines) {
+    ctx.fillText(line, 4, y);
+    y += LINE_HEIGHT;
+  }
+  ctx.restore();
+}
+
+// Call the node type's own handler (or another extension's) first, then ours.
+function chain(prototype, name, handler) {
+  const original = prototype[name];
+  prototype[name] = function (...args) {
+    const result = original?.apply(this, args);
+    handler.apply(this, args);
+    return result;
+  };
+}
+
+// Redraw once a second while a request is waiting, so the seconds count up.
+function updateTicker() {
+  if (waiting.size && !ticker) {
+    ticker = setInterval(() => app.graph?.setDirtyCanvas(true, false), 1000);
+  } else if (!waiting.size && ticker) {
+    clearInterval(ticker);
+    ticker = null;
+  }
+}
+
+function onStatus({ detail }) {
+  const id = graphNodeId(detail?.node);
+  const node = id === null ? null : app.graph?.getNodeById(id);
+  if (!node) return;
+  node.flux2Status = detail.text ? { text: String(detail.text), since: Date.now() } : null;
+  if (node.flux2Status) waiting.add(node);
+  else waiting.delete(node);
+  updateTicker();
+  node.setDirtyCanvas(true, false);
+}
+
+function widgetValue(node, name) {
+  return node.widgets?.find((widget) => widget.name === name)?.value;
+}
+
+app.registerExtension({
+  name: "flux2lora.NodeDisplays",
+
+  setup() {
+    api.addEventListener(STATUS_EVENT, onStatus);
+  },
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (GENERATING_NODES.has(nodeData.name)) {
+      chain(nodeType.prototype, "onExecuted", function (message) {
+        this.flux2Run = tally.record(message);
+        this.setDirtyCanvas(true, false);
+      });
+      chain(nodeType.prototype, "onDrawForeground", function (ctx) {
+        const lines = [];
+        if (this.flux2Status) lines.push(statusLine(this.flux2Status.text, this.flux2Status.since, Date.now()));
+        if (this.flux2Run) lines.push(...creditLines(this.flux2Run, tally.total));
+        drawLines(this, ctx, lines, this.flux2Status ? STATUS_COLOUR : INFO_COLOUR);
+      });
+      chain(nodeType.prototype, "onRemoved", function () {
+        waiting.delete(this);
+        updateTicker();
+      });
+      chain(nodeType.prototype, "getExtraMenuOptions", function (_canvas, options) {
+        options?.push?.({ content: "Set AI/ML API key…", callback: () => openKeyDialog() });
+      });
+    }
+    if (nodeData.name === "Flux2LoraImageSize") {
+      // Preset pixel sizes come from the node definition (nodes/image_size.py), not a copy here.
+      const presetPixels = nodeData.input?.required?.preset?.[1]?.flux2_pixels ?? {};
+      chain(nodeType.prototype, "onDrawForeground", function (ctx) {
+        const size = sizeForWidgets(
+          widgetValue(this, "preset"), widgetValue(this, "width"), widgetValue(this, "height"), presetPixels);
+        drawLines(this, ctx, size ? [sizeLabel(size)] : [], INFO_COLOUR);
+      });
+    }
+  },
+});

@@ -1,0 +1,122 @@
+// Pure logic of the Flux2 LoRA frontend extension: formatting, aspect ratio, credit totals.
+// No DOM and no ComfyUI imports, so Node's test runner checks it (tests/js/logic.test.mjs).
+
+/** Greatest common divisor of two positive integers. */
+export function gcd(a, b) {
+  let x = Math.abs(Math.trunc(a));
+  let y = Math.abs(Math.trunc(b));
+  while (y) [x, y] = [y, x % y];
+  return x;
+}
+
+/** "4:3" for 1024x768; "1.84:1" when the reduced ratio has large terms (1000x544). */
+export function aspectRatio(width, height) {
+  if (!(width > 0 && height > 0)) return "";
+  const d = gcd(width, height);
+  const [w, h] = [width / d, height / d];
+  if (w <= 32 && h <= 32) return `${w}:${h}`;
+  return width >= height ? `${(width / height).toFixed(2)}:1` : `1:${(height / width).toFixed(2)}`;
+}
+
+/** Megapixels with two decimals: "0.79". */
+export function megapixels(width, height) {
+  return ((width * height) / 1e6).toFixed(2);
+}
+
+/**
+ * The size an Image Size node gives for its widget values, or null if unknown.
+ * presetPixels maps preset names to [width, height]; it comes from the node definition.
+ */
+export function sizeForWidgets(preset, width, height, presetPixels) {
+  if (preset === "custom") {
+    return Number.isInteger(width) && Number.isInteger(height) ? { preset, width, height } : null;
+  }
+  const pixels = presetPixels?.[preset];
+  return Array.isArray(pixels) && pixels.length === 2 ? { preset, width: pixels[0], height: pixels[1] } : null;
+}
+
+/** "1024 × 768 · 4:3 · 0.79 MP" */
+export function sizeLabel(size) {
+  if (!size) return "";
+  return `${size.width} × ${size.height} · ${aspectRatio(size.width, size.height)} · ` +
+    `${megapixels(size.width, size.height)} MP`;
+}
+
+/** Credits as people read them: "12", "0.025", "not reported". */
+export function formatCredits(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "not reported";
+  return String(Math.round(value * 1000) / 1000);
+}
+
+function first(message, key) {
+  const value = message?.[key];
+  return Array.isArray(value) ? value[0] : undefined;
+}
+
+/**
+ * Credits per run and for the whole browser session. Each run has its own id
+ * (ui.flux2_run), so a cached result that ComfyUI shows again is not counted twice.
+ */
+export class CreditTally {
+  constructor() {
+    this.total = 0;
+    this.runs = 0;
+    this.seen = new Set();
+  }
+
+  /** Record a node's executed message; returns what to show for that run. */
+  record(message) {
+    const runId = first(message, "flux2_run");
+    const credits = first(message, "flux2_credits");
+    const images = first(message, "flux2_images");
+    const repeated = runId !== undefined && this.seen.has(runId);
+    if (!repeated) {
+      if (runId !== undefined) this.seen.add(runId);
+      this.runs += 1;
+      if (typeof credits === "number" && Number.isFinite(credits)) this.total += credits;
+    }
+    return { credits: credits ?? null, images: images ?? null, repeated };
+  }
+}
+
+function creditsText(value) {
+  return typeof value === "number" && Number.isFinite(value) ? `${formatCredits(value)} credits` : "credits not reported";
+}
+
+/** The lines a generating node shows after a run. */
+export function creditLines(run, total) {
+  if (!run) return [];
+  const pictures = run.images === null ? "" : `${run.images} picture${run.images === 1 ? "" : "s"}, `;
+  const last = run.repeated
+    ? "Last run: cached result, no new credits used"
+    : `Last run: ${pictures}${creditsText(run.credits)}`;
+  return [last, `This session: ${creditsText(total)}`];
+}
+
+/** The waiting status with the seconds waited: "Waiting for the AI/ML API... 12 s". */
+export function statusLine(text, sinceMs, nowMs) {
+  if (!text) return "";
+  const seconds = Math.max(0, Math.floor((nowMs - sinceMs) / 1000));
+  return `${text} ${seconds} s`;
+}
+
+/** The graph node id for a server node id ("7" -> 7); null for ids inside a subgraph ("5:7"). */
+export function graphNodeId(executionId) {
+  const text = String(executionId ?? "");
+  return /^\d+$/.test(text) ? Number(text) : null;
+}
+
+/** One sentence on the key's state from the key route's answer (which never holds the key). */
+export function keyStatusText(answer) {
+  if (!answer || typeof answer !== "object") {
+    return "Could not reach the Flux2 LoRA key route; restart ComfyUI after installing the pack.";
+  }
+  const parts = [];
+  if (answer.error) parts.push(`Not saved: ${answer.error}`);
+  if (answer.set) {
+    const end = answer.last4 ? ` (ends in ${answer.last4})` : "";
+    parts.push(`Key set${end}, ${answer.source}.`);
+  }
+  if (answer.message) parts.push(answer.message);
+  return parts.join(" ");
+}

@@ -1,9 +1,11 @@
 """Client for the AI/ML API's FLUX.2 LoRA models. Knows nothing of ComfyUI or torch."""
 
-from .batch import BatchResult, ImageSink, run_batch
-from .client import ApiClient, GenerationResponse, ImageRef, shared_client
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import ApiKey, resolve_api_key, resolve_base_url
-from .decode import decode_image
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -27,6 +29,28 @@ from .limits import LIMITS, MODEL_EDIT, MODEL_GENERATE
 from .request import GenerationRequest, Lora, build_requests
 from .retry import RetryPolicy
 
+if TYPE_CHECKING:
+    from .batch import BatchResult, ImageSink, run_batch
+    from .client import ApiClient, GenerationResponse, ImageRef, shared_client
+    from .decode import DecodedImage, decode_image, load_image
+
+# The HTTP and decoding modules import requests and Pillow (tens of milliseconds): they load on
+# first use, so that importing the pack while ComfyUI starts stays quick.
+_LAZY = {
+    "BatchResult": "batch", "ImageSink": "batch", "run_batch": "batch",
+    "ApiClient": "client", "GenerationResponse": "client", "ImageRef": "client", "shared_client": "client",
+    "DecodedImage": "decode", "decode_image": "decode", "load_image": "decode",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "LIMITS",
     "MODEL_EDIT",
@@ -43,6 +67,7 @@ __all__ = [
     "BudgetExceededError",
     "Cancelled",
     "ConfigError",
+    "DecodedImage",
     "DownloadError",
     "Flux2Error",
     "GenerationRequest",
@@ -59,6 +84,7 @@ __all__ = [
     "ServerError",
     "build_requests",
     "decode_image",
+    "load_image",
     "resolve_api_key",
     "resolve_base_url",
     "run_batch",

@@ -3,7 +3,8 @@
 All requests go out together. As soon as one answers, its pictures start
 downloading and decoding in worker threads (Pillow and numpy release the GIL),
 and each decoded picture is handed to the sink with its final batch index, so the
-caller can write it straight into its slice of a preallocated output. The
+caller can read it out, strip by strip, straight into its slice of a preallocated
+output. The
 calling thread only waits, checks for cancellation at least every
 ``poll_interval`` seconds, and reports progress.
 """
@@ -17,17 +18,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
 from .client import ApiClient, GenerationResponse, ImageRef
-from .decode import decode_image
+from .decode import DecodedImage, load_image
 from .request import GenerationRequest
 
 
 class ImageSink(Protocol):
     """Receives decoded pictures; called from worker threads, one call per batch index."""
 
-    def write(self, index: int, pixels: np.ndarray) -> None: ...
+    def write(self, index: int, picture: DecodedImage) -> None: ...
 
 
 @dataclass
@@ -51,10 +50,10 @@ def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageS
     data = client.fetch_image(ref, cancel)
     # Bound concurrent decodes to the cores so peak memory stays near the output size.
     with decode_slots:
-        pixels = decode_image(data)
+        picture = load_image(data)
         del data
-        sink.write(index, pixels)
-    return pixels.shape[1], pixels.shape[0]
+        sink.write(index, picture)
+    return picture.width, picture.height
 
 
 def run_batch(

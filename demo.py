@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -69,24 +70,28 @@ def main(argv: list[str] | None = None) -> int:
     from api_client.standin import StandInServer
 
     key = "sk-demo-standin"
-    with StandInServer(key=key, latency=0.2).start() as server:
-        # Only this process talks to the stand-in; the user's real key is not used.
-        os.environ.update(AIML_API_BASE=server.base_url, AIML_API_KEY=key)
+    with StandInServer(key=key, latency=0.2).start() as server, tempfile.TemporaryDirectory() as cache_dir:
+        # Only this process talks to the stand-in; the user's real key and result cache are not used.
+        os.environ.update(AIML_API_BASE=server.base_url, AIML_API_KEY=key, FLUX2_LORA_CACHE_DIR=cache_dir)
         os.environ.pop("AIMLAPI_API_KEY", None)
         pack = load_pack_like_comfyui()
         (seed,) = run_node(pack, "Flux2LoraSeed", seed=42)
         size, width, height = run_node(pack, "Flux2LoraImageSize", preset="custom", width=768, height=512)
         (loras,) = run_node(pack, "Flux2LoraAdapter", path="example-user/flux2-watercolor-lora", scale=0.8)
-        images, info = run_node(
-            pack, "Flux2LoraGenerate", prompt=args.prompt, seed=seed, num_images=args.num_images,
-            guidance_scale=2.5, num_inference_steps=28, acceleration="regular", output_format="png",
+        inputs = dict(
+            prompt=args.prompt, seed=seed, num_images=args.num_images, guidance_scale=2.5,
+            num_inference_steps=28, acceleration="regular", output_format="png",
             enable_prompt_expansion=True, enable_safety_checker=True, image_size=size, loras=loras,
         )
+        images, info = run_node(pack, "Flux2LoraGenerate", **inputs)
+        # The same inputs again: served by the result cache, without any request.
+        _, info_again = run_node(pack, "Flux2LoraGenerate", **inputs)
         print(f"stand-in server: {server.base_url} ({server.post_count} requests)")
     paths = save_pngs(images, args.out, "flux2_lora")
     details = json.loads(info)
     print(f"IMAGE tensor {tuple(images.shape)} {images.dtype}, {width}x{height} asked")
     print(f"seeds {details['seeds']}, credits used {details['credits_used']}")
+    print(f"second run with the same inputs: {json.loads(info_again)['cache_note']}")
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .budget import CreditBudget, credit_budget, set_credit_budget
+from .cache import ResultCache, open_result_cache
 from .config import ApiKey, resolve_api_key, resolve_base_url
+from .decode import DecodedImage, decode_image, load_image
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -32,14 +35,12 @@ from .retry import RetryPolicy
 if TYPE_CHECKING:
     from .batch import BatchResult, ImageSink, run_batch
     from .client import ApiClient, GenerationResponse, ImageRef, shared_client
-    from .decode import DecodedImage, decode_image, load_image
 
-# The HTTP and decoding modules import requests and Pillow (tens of milliseconds): they load on
+# The HTTP modules import requests and its dependencies (tens of milliseconds): they load on
 # first use, so that importing the pack while ComfyUI starts stays quick.
 _LAZY = {
     "BatchResult": "batch", "ImageSink": "batch", "run_batch": "batch",
     "ApiClient": "client", "GenerationResponse": "client", "ImageRef": "client", "shared_client": "client",
-    "DecodedImage": "decode", "decode_image": "decode", "load_image": "decode",
 }
 
 
@@ -67,6 +68,7 @@ __all__ = [
     "BudgetExceededError",
     "Cancelled",
     "ConfigError",
+    "CreditBudget",
     "DecodedImage",
     "DownloadError",
     "Flux2Error",
@@ -80,13 +82,17 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResultCache",
     "RetryPolicy",
     "ServerError",
     "build_requests",
+    "credit_budget",
     "decode_image",
     "load_image",
+    "open_result_cache",
     "resolve_api_key",
     "resolve_base_url",
     "run_batch",
+    "set_credit_budget",
     "shared_client",
 ]

@@ -4,8 +4,7 @@ All requests go out together. As soon as one answers, its pictures start
 downloading and decoding in worker threads (Pillow and numpy release the GIL),
 and each decoded picture is handed to the sink with its final batch index, so the
 caller can read it out, strip by strip, straight into its slice of a preallocated
-output. The
-calling thread only waits, checks for cancellation at least every
+output. The calling thread only waits, checks for cancellation at least every
 ``poll_interval`` seconds, and reports progress.
 """
 
@@ -18,6 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .budget import CreditBudget
+from .cache import BatchCache, ResultCache
 from .client import ApiClient, GenerationResponse, ImageRef
 from .decode import DecodedImage, load_image
 from .request import GenerationRequest
@@ -39,21 +40,29 @@ class BatchResult:
     sizes: list[tuple[int, int]] = field(default_factory=list)
     credits_used: float | None = None
     requests_sent: int = 0
+    requests_cached: int = 0
 
     def add_credits(self, value: float | None) -> None:
         if value is not None:
             self.credits_used = (self.credits_used or 0.0) + value
 
 
-def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,
-                      cancel: threading.Event, decode_slots: threading.Semaphore) -> tuple[int, int]:
-    data = client.fetch_image(ref, cancel)
+def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> tuple[int, int]:
     # Bound concurrent decodes to the cores so peak memory stays near the output size.
     with decode_slots:
         picture = load_image(data)
-        del data
         sink.write(index, picture)
     return picture.width, picture.height
+
+
+def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,
+                      cancel: threading.Event, decode_slots: threading.Semaphore,
+                      stored: BatchCache | None = None) -> tuple[int, int]:
+    data = client.fetch_image(ref, cancel)
+    size = _decode_into(data, index, sink, decode_slots)
+    if stored is not None:
+        stored.picture(index, data)
+    return size
 
 
 def run_batch(
@@ -64,13 +73,23 @@ def run_batch(
     check_cancel: Callable[[], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     poll_interval: float = 0.05,
+    cache: ResultCache | None = None,
+    budget: CreditBudget | None = None,
 ) -> BatchResult:
     """Send ``requests`` concurrently and deliver every picture to ``sink``.
 
     ``check_cancel`` is called from this thread at least every ``poll_interval``
     seconds; whatever it raises ends the batch at once, without waiting for
     requests in flight. Any error cancels the remaining work and is re-raised.
+    Requests found in ``cache`` are decoded from it without being sent (0
+    credits); the others are saved to it once complete. ``budget`` refuses the
+    batch before anything is sent if it has been used up, and counts the credits.
     """
+    bodies = [request.to_body() for request in requests]
+    stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
+    to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
+    if budget is not None and to_send:
+        budget.check(len(to_send))
     offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
     result = BatchResult(requested=sum(r.num_images for r in requests))
     result.image_urls = [None] * result.requested
@@ -83,11 +102,19 @@ def run_batch(
     pending: dict[Future, tuple[str, int]] = {}
     finished = False
     try:
-        for k, request in enumerate(requests):
-            pending[executor.submit(client.generate, request.to_body(), cancel)] = ("post", k)
-        result.requests_sent = len(requests)
+        for k in to_send:
+            pending[executor.submit(client.generate, bodies[k], cancel)] = ("post", k)
+        for k, hit in enumerate(stored.hits if stored is not None else ()):
+            if hit is not None:
+                result.add_credits(0.0)
+                for i, data in enumerate(hit.pictures):
+                    job = executor.submit(_decode_into, data, offsets[k] + i, sink, decode_slots)
+                    pending[job] = ("image", offsets[k] + i)
+                steps += 1
+        result.requests_sent = len(to_send)
+        result.requests_cached = len(requests) - len(to_send)
         if on_progress:
-            on_progress(0, total_steps)
+            on_progress(steps, total_steps)
         while pending:
             if check_cancel:
                 check_cancel()
@@ -97,11 +124,16 @@ def run_batch(
                 if kind == "post":
                     response: GenerationResponse = future.result()
                     result.add_credits(response.credits_used)
+                    if budget is not None:
+                        budget.add(response.credits_used)
+                    if stored is not None:
+                        stored.answered(k, response.credits_used, len(response.images))
                     # More pictures than asked for are ignored; fewer leave gaps the caller closes.
                     for i, ref in enumerate(response.images[: requests[k].num_images]):
                         index = offsets[k] + i
                         result.image_urls[index] = ref.url
-                        job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots)
+                        job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots,
+                                              stored)
                         pending[job] = ("image", index)
                     steps += 1 + requests[k].num_images - min(len(response.images), requests[k].num_images)
                 else:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,8 +19,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-from .config import ApiKey, check_url_scheme
+from .config import ApiKey, check_url_scheme, resolve_ca_bundle
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -35,6 +37,7 @@ from .errors import (
     RateLimitError,
     ServerError,
     redact,
+    redacted_headers,
 )
 from .retry import DOWNLOAD_RETRY_STATUSES, RETRY_STATUSES, RetryPolicy, parse_retry_after, sleep_or_cancel
 
@@ -76,13 +79,24 @@ class GenerationResponse:
     credits_used: float | None
 
 
+_NOT_JSON = object()
+
+
+def _json_body(response: requests.Response) -> Any:
+    """The parsed JSON body, or ``_NOT_JSON``.
+
+    The decode error is dropped here, not chained: it holds the whole body text.
+    """
+    try:
+        return response.json()
+    except ValueError:
+        return _NOT_JSON
+
+
 def server_message(response: requests.Response, *secrets: str) -> str:
     """The human part of an error body (JSON ``message``/``error``/``detail``), redacted and short."""
     text = ""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
+    payload = _json_body(response)
     if isinstance(payload, dict):
         for key in ("message", "error", "detail", "msg"):
             value = payload.get(key)
@@ -103,8 +117,9 @@ def server_message(response: requests.Response, *secrets: str) -> str:
     return text[:500] + ("..." if len(text) > 500 else "")
 
 
-def error_for_status(response: requests.Response, key: ApiKey | None, attempts: int = 1) -> APIStatusError:
-    """The one place an HTTP error status becomes a message for people."""
+def error_for_status(response: requests.Response, key: ApiKey | None, attempts: int = 1,
+                     note: str = "") -> APIStatusError:
+    """The one place an HTTP error status becomes a message for people (``note``: why not retried)."""
     status = response.status_code
     said = server_message(response, key.value if key else "")
     quoted = f' The API said: "{said}"' if said else ""
@@ -129,22 +144,41 @@ def error_for_status(response: requests.Response, key: ApiKey | None, attempts: 
         return BadRequestError(f"The AI/ML API refused the request ({status}).{quoted}", status, said)
     if status == 429:
         return RateLimitError(
-            f"The AI/ML API is rate limiting this key (429){tries}. Wait a minute or lower "
+            f"The AI/ML API is rate limiting this key (429){tries}.{note} Wait a minute or lower "
             f"num_images.{quoted}", status, said)
     if status >= 500:
         return ServerError(
-            f"The AI/ML API had a server error ({status}){tries}. Try again later.{quoted}", status, said)
+            f"The AI/ML API had a server error ({status}){tries}.{note} Try again later.{quoted}", status, said)
     return APIStatusError(f"The AI/ML API answered with status {status}.{quoted}", status, said)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (urllib3 keeps the socket error in ``reason`` and ``__cause__``)."""
+    found: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(found) < 12:
+        item = todo.pop()
+        if isinstance(item, BaseException) and all(item is not seen for seen in found):
+            found.append(item)
+            todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    return found
+
+
 def _connection_error(exc: Exception, url: str, key: ApiKey | None) -> APIConnectionError:
+    """What kept the request from reaching the API, told apart from errors the API returns."""
     host = urlsplit(url).hostname or url
+    causes = _causes(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        what = "the TLS (certificate) check failed"
+        what = ("the TLS (certificate) check failed; behind a proxy that re-signs TLS, point "
+                "REQUESTS_CA_BUNDLE at its certificate")
     elif isinstance(exc, requests.exceptions.ProxyError):
         what = "the proxy (HTTPS_PROXY) refused or failed"
+    elif any(isinstance(c, socket.gaierror) for c in causes):
+        what = "its host name could not be resolved (DNS)"
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         what = "connecting timed out"
+    elif any(isinstance(c, ConnectionRefusedError) for c in causes):
+        what = "the connection was refused"
     else:
         what = "the connection failed or was dropped"
     detail = redact(str(exc), key.value if key else "")[:300]
@@ -162,6 +196,33 @@ def _was_sent(exc: Exception) -> bool:
     return isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError))
 
 
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds ``Authorization: Bearer <key>`` to the generation POST only, never to picture downloads.
+
+    Kept in an object whose repr hides the key, so no local variable or
+    attribute anywhere in a traceback holds the header in clear.
+    """
+
+    def __init__(self, key: ApiKey) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._key.value}"
+        return request
+
+    def __repr__(self) -> str:
+        return f"_BearerAuth(key from {self._key.source})"
+
+
+@dataclass(frozen=True)
+class _PostFailure:
+    """A POST that got no usable HTTP answer; holds our error, never the requests exception."""
+
+    error: APIConnectionError
+    retryable: bool
+    reason: str
+
+
 class ApiClient:
     """Talks to the AI/ML API with one reused session; safe to share between threads."""
 
@@ -174,6 +235,8 @@ class ApiClient:
         read_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        download_deadline: float = DOWNLOAD_DEADLINE,
+        ca_bundle: str | None = None,
     ) -> None:
         self.key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key, "the key given to ApiClient")
         check_url_scheme(base_url, "the base URL")
@@ -182,7 +245,12 @@ class ApiClient:
         self.read_timeout = read_timeout or _env_float("FLUX2_LORA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
         self.retry = retry or RetryPolicy()
         self.max_download_bytes = max_download_bytes
+        self.download_deadline = download_deadline
+        self._auth = _BearerAuth(self.key)
         self.session = requests.Session()
+        # Proxies come from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (requests' trust_env, on by default).
+        # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
+        self.session.verify = ca_bundle or resolve_ca_bundle()
         # Enough pooled connections for 4 requests and 16 downloads at once.
         adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
         self.session.mount("https://", adapter)
@@ -198,9 +266,13 @@ class ApiClient:
     # -- generation -------------------------------------------------------
 
     def generate(self, body: dict[str, Any], cancel: threading.Event | None = None) -> GenerationResponse:
-        """POST one generation request, retrying only what cannot have been billed."""
+        """POST one generation request, retrying only what cannot have been billed.
+
+        Errors are raised outside any ``except`` block, so their ``__context__`` is
+        empty: a requests exception (which holds the request and its headers)
+        never travels along with them.
+        """
         url = f"{self.base_url}/images/generations"
-        headers = {"Authorization": f"Bearer {self.key.value}", "Content-Type": "application/json"}
         attempts = 0
         while True:
             attempts += 1
@@ -208,45 +280,61 @@ class ApiClient:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Cancelled before sending.")
             started = time.monotonic()
-            try:
-                response = self.session.post(
-                    url, json=body, headers=headers, timeout=(self.connect_timeout, self.read_timeout),
-                    allow_redirects=False,
-                )
-            except requests.exceptions.ReadTimeout:
-                raise APITimeoutError(
-                    f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
-                    "NOT sent again because it may still be processed and billed; check your usage "
-                    "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                error = _connection_error(exc, url, self.key)
-                if _was_sent(exc) or retry_number >= self.retry.max_retries:
-                    if _was_sent(exc):
-                        raise APIConnectionError(
-                            f"{error} The answer broke off midway; the request may have been processed "
-                            "and billed, so it was not sent again.") from None
-                    raise error from None
+            outcome = self._post_once(url, body)
+            if isinstance(outcome, _PostFailure):
+                if not outcome.retryable or retry_number >= self.retry.max_retries:
+                    raise outcome.error
                 wait = self.retry.backoff(retry_number)
                 log.info("connection to %s failed (%s); retry %d in %.1f s",
-                         urlsplit(url).hostname, type(exc).__name__, attempts, wait)
+                         urlsplit(url).hostname, outcome.reason, attempts, wait)
                 sleep_or_cancel(wait, cancel)
                 continue
-            log.debug("POST %s -> %d in %.2f s", url, response.status_code, time.monotonic() - started)
+            response = outcome
+            log.debug("POST %s -> %d in %.2f s; sent headers %s", url, response.status_code,
+                      time.monotonic() - started, redacted_headers(response.request.headers))
             if response.status_code == 200:
-                return self._parse_generation(response)
+                parsed = self._parse_generation(response)
+                if isinstance(parsed, APIResponseError):
+                    raise parsed  # raised here, so no frame of the traceback holds the body
+                return parsed
+            note = ""
             if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
                 wait = self._wait_for(response, retry_number)
                 if wait is not None:
                     log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, wait)
                     sleep_or_cancel(wait, cancel)
                     continue
+                note = (f" It asked to retry after {self._asked_wait(response):.0f} s, longer than the "
+                        f"{self.retry.max_retry_after:.0f} s this pack waits, so it was not retried.")
             if 300 <= response.status_code < 400:
                 raise APIStatusError(
                     f"The AI/ML API redirected the request ({response.status_code}) to "
                     f"{redact(response.headers.get('Location', '?'))}; set AIML_API_BASE to the final address.",
                     response.status_code)
-            raise error_for_status(response, self.key, attempts)
+            raise error_for_status(response, self.key, attempts, note)
+
+    def _post_once(self, url: str, body: dict[str, Any]) -> requests.Response | _PostFailure:
+        """One POST: the response, or what went wrong (the requests exception stays in here)."""
+        try:
+            return self.session.post(url, json=body, auth=self._auth, allow_redirects=False,
+                                     timeout=(self.connect_timeout, self.read_timeout))
+        except requests.exceptions.ReadTimeout:
+            return _PostFailure(APITimeoutError(
+                f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
+                "NOT sent again because it may still be processed and billed; check your usage "
+                "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
+            ), retryable=False, reason="ReadTimeout")
+        except requests.exceptions.RequestException as exc:
+            error = _connection_error(exc, url, self.key)
+            if _was_sent(exc):
+                error = APIConnectionError(f"{error} The answer broke off midway; the request may have been "
+                                           "processed and billed, so it was not sent again.")
+            # A failed certificate check will not pass a second later: no retry.
+            retryable = not _was_sent(exc) and not isinstance(exc, requests.exceptions.SSLError)
+            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__)
+
+    def _asked_wait(self, response: requests.Response) -> float:
+        return parse_retry_after(response.headers.get("Retry-After")) or 0.0
 
     def _wait_for(self, response: requests.Response, retry_number: int) -> float | None:
         """Seconds to wait before retrying, or None if the server asks for too long."""
@@ -259,29 +347,30 @@ class ApiClient:
             return None
         return asked
 
-    def _parse_generation(self, response: requests.Response) -> GenerationResponse:
+    def _parse_generation(self, response: requests.Response) -> GenerationResponse | APIResponseError:
+        """The pictures of a 200 answer, or the error to raise (returned: the body, which may
+        echo anything, stays in this frame and is gone once it returns)."""
         raw = response.content
         if not raw.strip():
-            raise APIResponseError("The AI/ML API answered 200 with an empty body. The request may have been "
-                                   "billed; check your usage before running again.")
-        try:
-            payload = response.json()
-        except ValueError:
+            return APIResponseError("The AI/ML API answered 200 with an empty body. The request may have been "
+                                    "billed; check your usage before running again.")
+        payload = _json_body(response)
+        if payload is _NOT_JSON:
             snippet = redact(raw[:120].decode("utf-8", "replace"), self.key.value)
-            raise APIResponseError(f"The AI/ML API answered 200 with a body that is not JSON: {snippet!r}. "
-                                   "A proxy may be in the way; check AIML_API_BASE.") from None
+            return APIResponseError(f"The AI/ML API answered 200 with a body that is not JSON: {snippet!r}. "
+                                    "A proxy may be in the way; check AIML_API_BASE.")
         if not isinstance(payload, dict):
-            raise APIResponseError("The AI/ML API answered 200 with JSON that is not an object.")
+            return APIResponseError("The AI/ML API answered 200 with JSON that is not an object.")
         data = payload.get("data")
         if not isinstance(data, list) or not data:
             said = server_message(response, self.key.value)
-            raise APIResponseError(f"The AI/ML API answered 200 without any pictures. {said}".strip())
+            return APIResponseError(f"The AI/ML API answered 200 without any pictures. {said}".strip())
         images = []
         for i, item in enumerate(data):
             url = item.get("url") if isinstance(item, dict) else None
             b64 = item.get("b64_json") if isinstance(item, dict) else None
             if not (isinstance(url, str) and url) and not (isinstance(b64, str) and b64):
-                raise APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
+                return APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
             images.append(ImageRef(url=url or None, b64_json=b64 or None))
         return GenerationResponse(images=images, credits_used=_credits(payload))
 
@@ -305,8 +394,11 @@ class ApiClient:
             raise DownloadError("An inline picture (b64_json) is not valid base64.") from None
 
     def download(self, url: str, cancel: threading.Event | None = None) -> bytes:
-        """GET a picture, following safe redirects, retrying what a repeat GET can fix."""
-        deadline = time.monotonic() + DOWNLOAD_DEADLINE
+        """GET a picture, following safe redirects, retrying what a repeat GET can fix.
+
+        Everything, retries and waits included, ends within ``download_deadline`` seconds.
+        """
+        deadline = time.monotonic() + self.download_deadline
         shown = redact(url)[:200]
         attempts = 0
         while True:
@@ -314,26 +406,30 @@ class ApiClient:
             try:
                 return self._download_once(url, cancel, deadline)
             except _RetryableDownload as exc:
-                if attempts > self.retry.max_retries or time.monotonic() >= deadline:
-                    raise DownloadError(f"Could not download the picture {shown} after {attempts} attempts: "
-                                        f"{exc}.") from None
-                wait = exc.retry_after if exc.retry_after is not None else self.retry.backoff(attempts - 1)
-                wait = min(wait, self.retry.max_retry_after, max(0.0, deadline - time.monotonic()))
-                log.info("download failed (%s); retry %d in %.1f s", exc, attempts, wait)
-                sleep_or_cancel(wait, cancel)
+                reason, retry_after = str(exc), exc.retry_after
+            # Raised out here, not in the except block, so no requests exception is chained.
+            if attempts > self.retry.max_retries or time.monotonic() >= deadline:
+                raise DownloadError(f"Could not download the picture {shown} after {attempts} attempts: {reason}.")
+            wait = retry_after if retry_after is not None else self.retry.backoff(attempts - 1)
+            wait = min(wait, self.retry.max_retry_after, max(0.0, deadline - time.monotonic()))
+            log.info("download failed (%s); retry %d in %.1f s", reason, attempts, wait)
+            sleep_or_cancel(wait, cancel)
 
     def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
-            try:
-                check_url_scheme(url, "the picture URL")
-            except ConfigError as exc:
-                raise DownloadError(str(exc)) from None
+            refused = _refused_picture_url(url)
+            if refused:
+                raise DownloadError(refused)
+            # A stalled server is cut off at the deadline, not only after a minute of silence.
+            read_timeout = min(60.0, max(0.5, deadline - time.monotonic()))
             try:
                 response = self.session.get(url, stream=True, allow_redirects=False,
-                                            timeout=(self.connect_timeout, 60.0))
+                                            timeout=(self.connect_timeout, read_timeout))
             except requests.exceptions.RequestException as exc:
                 raise _RetryableDownload(type(exc).__name__) from None
             with response:
+                log.debug("GET %s -> %d; sent headers %s", redact(url)[:200], response.status_code,
+                          redacted_headers(response.request.headers))
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("Location", ""))
                     continue
@@ -346,6 +442,7 @@ class ApiClient:
         raise DownloadError(f"The picture URL redirected more than {_MAX_REDIRECTS} times.")
 
     def _read_capped(self, response: requests.Response, cancel: threading.Event | None, deadline: float) -> bytes:
+        """The body, read piece by piece: abandoned past the cap, the deadline or a cancel."""
         cap = self.max_download_bytes
         declared = response.headers.get("Content-Length")
         expected = int(declared) if declared and declared.isdigit() else None
@@ -354,7 +451,7 @@ class ApiClient:
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(_CHUNK):
+            for chunk in _pieces(response):
                 size += len(chunk)
                 if size > cap:
                     raise DownloadError(f"The picture is larger than the {cap >> 20} MiB cap; download abandoned.")
@@ -362,12 +459,30 @@ class ApiClient:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("Cancelled during a download.")
                 if time.monotonic() > deadline:
-                    raise DownloadError(f"The picture took more than {DOWNLOAD_DEADLINE:.0f} s to download.")
-        except requests.exceptions.RequestException as exc:
+                    raise DownloadError(f"The picture took more than {self.download_deadline:g} s to download; "
+                                        "abandoned.")
+        except (requests.exceptions.RequestException, Urllib3Error, OSError) as exc:
             raise _RetryableDownload(f"connection broke after {size} bytes ({type(exc).__name__})") from None
         if expected is not None and size != expected and not response.headers.get("Content-Encoding"):
             raise _RetryableDownload(f"got {size} of {expected} bytes")
         return b"".join(chunks)
+
+
+def _pieces(response: requests.Response) -> Any:
+    """The body in pieces of whatever has arrived (at most one chunk), so a trickle cannot stall the checks."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x
+        return response.iter_content(_CHUNK)
+    return iter(lambda: read1(_CHUNK, decode_content=True), b"")
+
+
+def _refused_picture_url(url: str) -> str | None:
+    """Why a picture URL is not fetched (not https, or http off loopback), or None if it is fine."""
+    try:
+        check_url_scheme(url, "the picture URL")
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 class _RetryableDownload(Exception):
@@ -389,16 +504,18 @@ def _credits(payload: dict[str, Any]) -> float | None:
     return None
 
 
-_clients: dict[tuple[str, str], ApiClient] = {}
+_clients: dict[tuple[str, ApiKey, str], ApiClient] = {}
 _clients_lock = threading.Lock()
 
 
 def shared_client(api_key: ApiKey, base_url: str) -> ApiClient:
     """One client (and so one connection pool) per base URL and key, reused across runs."""
-    # The key is part of the lookup only in memory; it is never logged or shown.
-    lookup = (base_url, api_key.value)
+    # The ApiKey itself (whose repr hides the value) is the lookup, so no local holds the key in clear.
+    # The CA bundle is part of it too, so a changed REQUESTS_CA_BUNDLE/SSL_CERT_FILE takes effect.
+    ca_bundle = resolve_ca_bundle()
+    lookup = (base_url, api_key, ca_bundle)
     with _clients_lock:
         client = _clients.get(lookup)
         if client is None:
-            client = _clients[lookup] = ApiClient(api_key, base_url)
+            client = _clients[lookup] = ApiClient(api_key, base_url, ca_bundle=ca_bundle)
         return client

@@ -3,7 +3,8 @@
 Key: env ``AIML_API_KEY``, then ``AIMLAPI_API_KEY``, then a key file the user
 owns (``~/.config/aimlapi/api_key``, or one the caller adds, such as the file the
 ComfyUI settings dialog writes). Base URL: env ``AIML_API_BASE``, then
-``AIMLAPI_API_BASE``, then the public endpoint.
+``AIMLAPI_API_BASE``, then the public endpoint. TLS trust: ``REQUESTS_CA_BUNDLE``,
+then ``SSL_CERT_FILE``, then certifi's bundle.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import certifi
+
 from .errors import ConfigError
 
 KEY_ENV_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 BASE_ENV_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
+# requests itself honours REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE; SSL_CERT_FILE is OpenSSL's name.
+CA_BUNDLE_ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 PACK_DIR = Path(__file__).resolve().parent.parent
 
@@ -132,3 +137,20 @@ def resolve_base_url(environ: Mapping[str, str] | None = None) -> str:
     if urlsplit(base).username or urlsplit(base).password:
         raise ConfigError(f"{what} must not contain a user name or password; use AIML_API_KEY for the key.")
     return base.rstrip("/")
+
+
+def resolve_ca_bundle(environ: Mapping[str, str] | None = None) -> str:
+    """The certificates TLS is verified against: a bundle named in the environment, else certifi's.
+
+    A corporate proxy that re-signs TLS needs its root certificate in such a bundle.
+    A named file that does not exist is an error here, not a puzzling one later.
+    """
+    env = os.environ if environ is None else environ
+    for name in CA_BUNDLE_ENV_VARS:
+        value = env.get(name, "").strip()
+        if value:
+            if not Path(value).exists():
+                raise ConfigError(f"{name} names the certificate bundle {value!r}, which does not exist. "
+                                  f"Fix the path or unset {name} to use certifi's bundle.")
+            return value
+    return certifi.where()

@@ -8,6 +8,7 @@ with which input or URL, and what to do. No message ever contains the API key;
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 
 class Flux2Error(Exception):
@@ -88,12 +89,29 @@ class Cancelled(Flux2Error):
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
 _KEYLIKE = re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+")
+# The user:password@ part of a URL, such as a proxy's (HTTPS_PROXY=http://user:pw@proxy:3128).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"']+@")
+# Headers whose values are credentials; logged as "Bearer ***" or "***".
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove known secrets and anything shaped like a bearer token from ``text``."""
+    """Remove known secrets, bearer tokens and URL passwords from ``text``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     text = _BEARER.sub(r"\1***", text)
+    text = _USERINFO.sub(r"\1***@", text)
     return _KEYLIKE.sub(r"\1***", text)
+
+
+def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` safe for a debug log: credential values become ``Bearer ***`` (scheme kept) or ``***``."""
+    shown = {}
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS:
+            scheme, space, _ = str(value).partition(" ")
+            shown[name] = f"{scheme} ***" if space and name.lower().endswith("authorization") else "***"
+        else:
+            shown[name] = redact(str(value))
+    return shown

@@ -41,12 +41,17 @@ def _fail(name: str, rule: str, value: Any, hint: str = "") -> InputError:
     return InputError(f"{message} {hint}".strip())
 
 
+def _wrong_type(value: Any, wanted: str) -> str:
+    """The hint for a value of the wrong type, e.g. from an unconnected optional input."""
+    kind = "nothing (is an optional input unconnected?)" if value is None else f"a {type(value).__name__}"
+    return f"It received {kind}; connect {wanted}."
+
+
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` as an int within [low, high]; floats and bools are refused."""
     rule = f"must be a whole number from {low} to {high}" if high is not None else f"must be at least {low}"
     if isinstance(value, bool) or not isinstance(value, int):
-        kind = "nothing (is an optional input unconnected?)" if value is None else f"a {type(value).__name__}"
-        raise _fail(name, rule, value, f"It received {kind}; connect an INT.")
+        raise _fail(name, rule, value, _wrong_type(value, "an INT"))
     if value < low or (high is not None and value > high):
         raise _fail(name, rule, value)
     return int(value)
@@ -56,7 +61,7 @@ def check_float(name: str, value: Any, low: float, high: float) -> float:
     """``value`` as a finite float within [low, high]; ints are fine, bools are not."""
     rule = f"must be a number from {low:g} to {high:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(name, rule, value, "Connect a FLOAT.")
+        raise _fail(name, rule, value, _wrong_type(value, "a FLOAT"))
     if not math.isfinite(value) or not low <= value <= high:
         raise _fail(name, rule, value)
     return float(value)

@@ -29,6 +29,12 @@ def comfy_user_dir() -> Path | None:
     return Path(getter()) if getter else None
 
 
+def comfy_cache_dir() -> Path | None:
+    """The result cache's folder inside ComfyUI's user directory (kept across restarts, unlike temp)."""
+    user_dir = comfy_user_dir()
+    return user_dir / "flux2_lora" / "cache" if user_dir else None
+
+
 def comfy_key_files() -> list[Path]:
     """Key files inside ComfyUI's user directory (written by the pack's settings dialog)."""
     user_dir = comfy_user_dir()

@@ -6,14 +6,15 @@ from typing import Any
 
 from ..api_client import build_requests
 from .run import node_output, run_generation
-from .widgets import CATEGORY, generation_optional, generation_settings
+from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
 
 
 class Flux2LoraGenerate:
     DESCRIPTION = (
         "Generates pictures with FLUX.2 [dev] and your LoRA adapters on the AI/ML API "
         "(model blackforestlabs/flux-2-lora). Each run is billed by the API; the credits used are "
-        "shown on the node and in the info output. Inputs are checked before anything is sent."
+        "shown on the node and in the info output. Inputs are checked before anything is sent. "
+        "A run with the same settings and seed as an earlier one comes from the result cache, free."
     )
     CATEGORY = CATEGORY
     FUNCTION = "generate"
@@ -28,17 +29,18 @@ class Flux2LoraGenerate:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {
             "required": generation_settings(),
-            "optional": generation_optional(),
+            "optional": {**generation_optional(), **cache_optional()},
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def generate(self, prompt: str, seed: int, num_images: int, guidance_scale: float, num_inference_steps: int,
                  acceleration: str, output_format: str, enable_prompt_expansion: bool, enable_safety_checker: bool,
-                 image_size: Any = None, loras: Any = None, unique_id: str | None = None) -> dict[str, Any]:
+                 image_size: Any = None, loras: Any = None, use_cache: bool = True,
+                 unique_id: str | None = None) -> dict[str, Any]:
         requests = build_requests(
             prompt=prompt, seed=seed, num_images=num_images, guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps, acceleration=acceleration, output_format=output_format,
             enable_prompt_expansion=enable_prompt_expansion, enable_safety_checker=enable_safety_checker,
             image_size=image_size, loras=loras,
         )
-        return node_output(*run_generation(requests, node_id=unique_id))
+        return node_output(*run_generation(requests, node_id=unique_id, use_cache=use_cache))

@@ -1,7 +1,8 @@
 """Running checked requests and turning the pictures into one ComfyUI IMAGE tensor.
 
-Shared by every generating node: key and client lookup, the batch with cancel
-and progress, the preallocated output tensor, and the info JSON.
+Shared by every generating node: key and client lookup, the result cache and
+the credit budget, the batch with cancel and progress, the preallocated output
+tensor, and the info JSON.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..api_client.budget import credit_budget
+from ..api_client.cache import open_result_cache
 from ..api_client.config import resolve_api_key, resolve_base_url
 from ..api_client.errors import APIResponseError, ImageDecodeError
 from ..api_client.limits import LIMITS
-from ..api_client.request import GenerationRequest
-from .comfy_hooks import RunHooks, comfy_key_files
+from ..api_client.request import GenerationRequest, check_bool
+from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files
 
 if TYPE_CHECKING:
+    from ..api_client.batch import BatchResult
     from ..api_client.decode import DecodedImage
 
 _SCALE = np.float32(255.0)
@@ -71,24 +75,44 @@ def _size_label(image_size: Any) -> Any:
     return image_size if image_size is not None else f"{LIMITS.size_default} (API default)"
 
 
-def run_generation(requests: list[GenerationRequest], node_id: str | None = None) -> tuple[torch.Tensor, dict]:
-    """Send checked ``requests`` and return (IMAGE tensor, info dict). Nothing here shows the key."""
+def _cache_state(result: BatchResult, use_cache: bool) -> tuple[str, str]:
+    """("off"/"miss"/"partial"/"hit", a note for people) for the info JSON and the node."""
+    cached, total = result.requests_cached, result.requests_cached + result.requests_sent
+    if not use_cache:
+        return "off", "cache off: sent to the API"
+    if cached == 0:
+        return "miss", "not in the cache: sent to the API, saved for next time"
+    if cached == total:
+        return "hit", "from cache, 0 credits"
+    return "partial", f"{cached} of {total} requests from cache (0 credits), {total - cached} sent to the API"
+
+
+def run_generation(requests: list[GenerationRequest], node_id: str | None = None,
+                   use_cache: bool = True) -> tuple[torch.Tensor, dict]:
+    """Send checked ``requests`` and return (IMAGE tensor, info dict). Nothing here shows the key.
+
+    With ``use_cache``, requests made before come from the result cache without being sent.
+    """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
     from ..api_client.client import shared_client
 
+    use_cache = check_bool("use_cache", use_cache)
     client = shared_client(resolve_api_key(extra_key_files=comfy_key_files()), resolve_base_url())
+    cache = open_result_cache(comfy_cache_dir()) if use_cache else None
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)
     hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")
     sink = TensorSink(total)
     try:
-        result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress)
+        result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress,
+                           cache=cache, budget=credit_budget())
     finally:
         hooks.status("")
     images = sink.finish(result.filled)
     first = requests[0]
     height, width = int(images.shape[1]), int(images.shape[2])
+    cache_state, cache_note = _cache_state(result, cache is not None)
     info: dict[str, Any] = {
         "model": first.model,
         "prompt": first.prompt,
@@ -104,6 +128,8 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
         "loras": [lora.to_json() for lora in first.loras],
         "credits_used": result.credits_used,
         "requests": result.requests_sent,
+        "cache": cache_state,
+        "cache_note": cache_note,
         "image_urls": [result.image_urls[i] for i in result.filled],
     }
     if (width, height) != first.expected_pixels:
@@ -115,8 +141,13 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
 
 
 def node_output(images: torch.Tensor, info: dict) -> dict[str, Any]:
-    """The node's return value: the IMAGE and info JSON, plus credits for the frontend."""
+    """The node's return value: the IMAGE and info JSON, plus credits, cache state and budget for the frontend."""
     return {
-        "ui": {"flux2_credits": [info["credits_used"]], "flux2_images": [info["num_images"]]},
+        "ui": {
+            "flux2_credits": [info["credits_used"]],
+            "flux2_images": [info["num_images"]],
+            "flux2_cache": [{"state": info["cache"], "text": info["cache_note"]}],
+            "flux2_budget": [credit_budget().snapshot()],
+        },
         "result": (images, json.dumps(info, indent=2)),
     }

@@ -87,6 +87,17 @@ def generation_optional() -> dict[str, Widget]:
     }
 
 
+def cache_optional() -> dict[str, Widget]:
+    """The last optional input of Generate and Edit: whether to use the result cache."""
+    return {
+        "use_cache": ("BOOLEAN", {
+            "default": True,
+            "tooltip": "Reuse pictures saved from an earlier run with exactly the same settings and seed, "
+                       "without sending a request (0 credits). Off: always ask the API (billed).",
+        }),
+    }
+
+
 def size_widget(default: int, axis: str) -> Widget:
     low, high = LIMITS.size_range
     return ("INT", {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from demo import load_pack_like_comfyui, run_node  # noqa: E402
 # Shaped like a real key so redaction is tested on something realistic.
 TEST_KEY = "sk-test-5f3c9a7e1d2b4c6a8e0f1a3b5c7d9e1f"
 PACK_NAME = "ComfyUI-Flux2-LoRA"
+# A small valid generation body, for tests that call the client directly.
+REQUEST_BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
+                "image_size": "square"}
 
 
 @pytest.fixture(scope="session")
@@ -39,17 +43,31 @@ def _server():
     server.stop()
 
 
+def _reset_credit_budget() -> None:
+    budget_module = sys.modules.get(f"{PACK_NAME}.api_client.budget")
+    if budget_module is not None:
+        budget_module.set_credit_budget(None)
+        budget_module.credit_budget().reset_spent()
+
+
 @pytest.fixture
 def standin(_server, monkeypatch, tmp_path):
-    """A clean stand-in server, with the environment pointing the pack at it."""
+    """A clean stand-in server, with the environment pointing the pack at it.
+
+    Each test gets its own empty result cache and no credit budget.
+    """
     _server.reset()
+    _reset_credit_budget()
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", _server.base_url)
-    for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT"):
+    for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CACHE",
+                 "FLUX2_LORA_CACHE_MAX_BYTES", "FLUX2_LORA_CREDIT_BUDGET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
     yield _server
     _server.reset()
+    _reset_credit_budget()
 
 
 def generate_inputs(**overrides: Any) -> dict[str, Any]:
@@ -76,4 +94,11 @@ def generate(pack, **overrides: Any) -> dict[str, Any]:
     return getattr(cls(), cls.FUNCTION)(**generate_inputs(**overrides))
 
 
-__all__ = ["PACK_NAME", "ROOT", "TEST_KEY", "generate", "generate_inputs", "run_node"]
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "closed_port", "generate", "generate_inputs", "run_node"]

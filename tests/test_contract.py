@@ -13,7 +13,8 @@ CONTRACT = {
             ("output_format", ["png", "jpeg", "webp"]), ("enable_prompt_expansion", "BOOLEAN"),
             ("enable_safety_checker", "BOOLEAN"),
         ],
-        "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS")],
+        # Appended after the core release: the result cache switch (issue 7).
+        "optional": [("image_size", "FLUX2_IMAGE_SIZE"), ("loras", "FLUX2_LORAS"), ("use_cache", "BOOLEAN")],
         "outputs": ("IMAGE", "STRING"),
     },
     "Flux2LoraImageSize": {

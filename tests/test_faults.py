@@ -1,83 +1,203 @@
-"""What happens when the service misbehaves: outcome, number of POSTs, and time taken."""
+"""What happens when the service misbehaves: outcome, number of POSTs and GETs, and time taken.
+
+Two tables: FAULT_MATRIX runs each fault through the client (a fast retry policy,
+so the suite stays quick) and NODE_MATRIX runs a subset through the real node with
+its default policy (Retry-After: 0 keeps those fast). Each row pins the outcome,
+the POSTs and picture GETs the stand-in saw, and a generous bound on elapsed time.
+"""
 
 from __future__ import annotations
 
-import socket
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
-from conftest import TEST_KEY, generate
+from conftest import REQUEST_BODY, TEST_KEY, generate
 
-BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
-        "image_size": "square"}
+from api_client.standin import StandInServer
+
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One row: faults to queue, then what must happen."""
+
+    name: str
+    post: list[dict[str, Any]] = field(default_factory=list)
+    file: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str = OK  # OK or the name of the error class raised
+    fragments: tuple[str, ...] = ()  # all must appear in the error message
+    posts: int = 1
+    gets: int | None = 1  # picture GETs; None: not pinned
+    max_seconds: float = 5.0
+    min_seconds: float = 0.0
+    client: dict[str, Any] = field(default_factory=dict)  # ApiClient options for this row
+
+
+def _status_row(status: int, error: str, *fragments: str) -> Fault:
+    return Fault(f"{status}_not_retried", post=[{"status": status, "message": "the server's own words"}],
+                 outcome=error, fragments=(str(status), "the server's own words", *fragments), gets=0)
+
+
+FAULT_MATRIX = [
+    # 429: Retry-After honoured exactly, or backoff without it; a too-long one is not waited for.
+    Fault("429_retry_after_1s", post=[{"status": 429, "retry_after": "1"}], posts=2, min_seconds=1.0),
+    Fault("429_retry_after_http_date", post=[{"status": 429, "retry_after": "Wed, 21 Oct 2015 07:28:00 GMT"}],
+          posts=2),
+    Fault("429_without_retry_after", post=[{"status": 429, "times": 2}], posts=3),
+    Fault("429_persisting", post=[{"status": 429, "message": "slow down", "times": 10}], outcome="RateLimitError",
+          fragments=("429", "after 4 attempts", "slow down"), posts=4, gets=0),
+    Fault("429_retry_after_too_long", post=[{"status": 429, "retry_after": "3600", "times": 5}],
+          outcome="RateLimitError", fragments=("429", "3600 s", "not retried"), posts=1, gets=0),
+    # 5xx bursts, then success; a persisting 503 gives up in bounded time.
+    *(Fault(f"{s}_burst_then_success", post=[{"status": s, "times": 2}], posts=3) for s in (500, 502, 503, 504)),
+    Fault("503_persisting", post=[{"status": 503, "message": "overloaded", "times": 10}], outcome="ServerError",
+          fragments=("503", "after 4 attempts", "overloaded"), posts=4, gets=0),
+    Fault("503_empty_body_persisting", post=[{"status": 503, "body": "", "times": 10}], outcome="ServerError",
+          fragments=("503", "after 4 attempts"), posts=4, gets=0),
+    # Client errors: never retried, the server's text is shown.
+    _status_row(400, "BadRequestError"),
+    _status_row(401, "AuthenticationError", "environment variable AIML_API_KEY"),
+    _status_row(402, "PermissionDeniedError", "credits"),
+    _status_row(403, "PermissionDeniedError", "permission"),
+    _status_row(404, "NotFoundError", "AIML_API_BASE"),
+    _status_row(422, "BadRequestError"),
+    # Connection dropped before any answer: not processed, so sent again.
+    Fault("dropped_once", post=[{"drop": True}], posts=2),
+    Fault("dropped_always", post=[{"drop": True, "times": 10}], outcome="APIConnectionError",
+          fragments=("Cannot reach the AI/ML API", "dropped"), posts=4, gets=0),
+    # Read timeout: may be processing and billing, so never sent twice.
+    Fault("read_timeout", post=[{"delay": 3.0}], outcome="APITimeoutError", fragments=("NOT sent again", "billed"),
+          gets=0, min_seconds=1.0, client={"read_timeout": 1.0}),
+    # Malformed 200 answers: clear errors, no retry (the request was billed).
+    Fault("html_body_200", post=[{"body": "<html><body>Bad gateway</body></html>", "content_type": "text/html"}],
+          outcome="APIResponseError", fragments=("not JSON", "Bad gateway"), gets=0),
+    Fault("html_body_502", post=[{"status": 502, "body": "<!DOCTYPE html><html>" + "x" * 5000, "times": 9,
+                                  "content_type": "text/html"}],
+          outcome="ServerError", fragments=("502", "HTML page"), posts=4, gets=0),
+    Fault("empty_body_200", post=[{"body": ""}], outcome="APIResponseError", fragments=("empty body",), gets=0),
+    Fault("broken_json_200", post=[{"body": "{\"data\": ["}], outcome="APIResponseError", fragments=("not JSON",),
+          gets=0),
+    Fault("item_without_url_or_b64", post=[{"data": [{}]}], outcome="APIResponseError",
+          fragments=("neither a url nor b64_json",), gets=0),
+    Fault("item_with_null_url_and_b64", post=[{"data": [{"url": None, "b64_json": None}]}],
+          outcome="APIResponseError", fragments=("neither a url nor b64_json",), gets=0),
+    Fault("no_items", post=[{"data": []}], outcome="APIResponseError", fragments=("without any pictures",), gets=0),
+    # Picture downloads: GET is safe to repeat.
+    Fault("image_404_then_success", file=[{"status": 404}], gets=2),
+    Fault("image_500_then_success", file=[{"status": 500}], gets=2),
+    Fault("image_503_persisting", file=[{"status": 503, "times": 10}], outcome="DownloadError",
+          fragments=("after 4 attempts", "status 503"), gets=4),
+    Fault("image_403_not_retried", file=[{"status": 403}], outcome="DownloadError", fragments=("status 403",), gets=1),
+    Fault("image_cut_midway_then_success", file=[{"truncate": True}], gets=2),
+    Fault("image_truncated_file", file=[{"truncate_declared": True}], outcome="ImageDecodeError",
+          fragments=("damaged or truncated",)),
+    Fault("image_wrong_content_type", file=[{"content_type": "text/html"}]),
+    Fault("image_slow_download", file=[{"slow": 400_000}], max_seconds=10),
+    Fault("image_too_slow_for_the_deadline", file=[{"slow": 5_000}], outcome="DownloadError",
+          fragments=("took more than 1 s",), client={"download_deadline": 1.0}),
+]
 
 
 @pytest.fixture
-def client(api, standin):
-    fast = api.RetryPolicy(max_retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=5)
-    client = api.ApiClient(api.ApiKey(TEST_KEY, "environment variable AIML_API_KEY"), standin.base_url,
-                           retry=fast, read_timeout=5)
-    yield client
-    client.close()
+def make_client(api, standin):
+    made = []
+
+    def make(**options):
+        options = {"retry": api.RetryPolicy(max_retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=5),
+                   "read_timeout": 5, **options}
+        client = api.ApiClient(api.ApiKey(TEST_KEY, "environment variable AIML_API_KEY"), standin.base_url,
+                               **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
-def _timed(call):
+def _check(api, row: Fault, run, standin) -> None:
+    standin.queue_post_faults(row.post)
+    standin.queue_file_faults(row.file)
     started = time.monotonic()
-    result = call()
-    return result, time.monotonic() - started
+    try:
+        run()
+        outcome, message = OK, ""
+    except api.Flux2Error as exc:
+        outcome, message = type(exc).__name__, str(exc)
+    elapsed = time.monotonic() - started
+    assert outcome == row.outcome, message
+    for fragment in row.fragments:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+    assert row.min_seconds <= elapsed < row.max_seconds, f"took {elapsed:.2f} s"
+    time.sleep(0.05)  # nothing may arrive late (a resent POST would show here)
+    assert standin.post_count == row.posts
+    if row.gets is not None:
+        assert standin.file_get_count == row.gets
 
 
-def test_429_honours_retry_after(client, standin):
-    standin.queue_post_faults([{"status": 429, "retry_after": "1", "message": "slow down"}])
-    response, elapsed = _timed(lambda: client.generate(BODY))
-    assert len(response.images) == 1 and standin.post_count == 2
-    assert 1.0 <= elapsed < 3.0
+@pytest.mark.parametrize("row", FAULT_MATRIX, ids=[row.name for row in FAULT_MATRIX])
+def test_fault_matrix_through_the_client(api, standin, make_client, row):
+    client = make_client(**row.client)
+
+    def run():
+        response = client.generate(REQUEST_BODY)
+        pixels = api.decode_image(client.fetch_image(response.images[0]))
+        assert pixels.shape == (512, 512, 3)
+
+    _check(api, row, run, standin)
 
 
-def test_429_without_retry_after_backs_off_and_succeeds(client, standin):
-    standin.queue_post_faults([{"status": 429, "times": 2}])
-    response, elapsed = _timed(lambda: client.generate(BODY))
-    assert standin.post_count == 3 and elapsed < 2.0
+NODE_MATRIX = [
+    Fault("429_then_success", post=[{"status": 429, "retry_after": "0"}], posts=2),
+    Fault("503_persisting", post=[{"status": 503, "retry_after": "0", "message": "overloaded", "times": 10}],
+          outcome="ServerError", fragments=("503", "after 4 attempts", "overloaded"), posts=4, gets=0),
+    Fault("401", post=[{"status": 401, "message": "invalid key"}], outcome="AuthenticationError",
+          fragments=("401", "environment variable AIML_API_KEY", "invalid key"), gets=0),
+    Fault("422", post=[{"status": 422, "message": "prompt flagged"}], outcome="BadRequestError",
+          fragments=("422", "prompt flagged"), gets=0),
+    Fault("dropped_once", post=[{"drop": True}], posts=2),
+    Fault("html_body_200", post=[{"body": "<html>oops</html>", "content_type": "text/html"}],
+          outcome="APIResponseError", fragments=("not JSON",), gets=0),
+    Fault("item_without_url_or_b64", post=[{"data": [{}]}], outcome="APIResponseError",
+          fragments=("neither a url nor b64_json",), gets=0),
+    Fault("image_404_then_success", file=[{"status": 404}], gets=2),
+    Fault("image_truncated_file", file=[{"truncate_declared": True}], outcome="ImageDecodeError",
+          fragments=("damaged or truncated",)),
+    Fault("image_wrong_content_type", file=[{"content_type": "application/octet-stream"}]),
+    Fault("image_slow_download", file=[{"slow": 400_000}], max_seconds=10),
+]
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_5xx_burst_then_success(client, standin, status):
-    standin.queue_post_faults([{"status": status, "times": 2}])
-    response, elapsed = _timed(lambda: client.generate(BODY))
-    assert response.credits_used and standin.post_count == 3 and elapsed < 2.0
+@pytest.mark.parametrize("row", NODE_MATRIX, ids=[row.name for row in NODE_MATRIX])
+def test_fault_matrix_through_the_node(pack, api, standin, row):
+    def run():
+        images, _ = generate(pack)["result"]
+        assert tuple(images.shape) == (1, 512, 512, 3)
+
+    _check(api, row, run, standin)
 
 
-def test_persistent_503_gives_up_in_bounded_time(client, api, standin):
-    standin.queue_post_faults([{"status": 503, "message": "overloaded", "times": 10}])
-    with pytest.raises(api.ServerError) as caught:
-        _timed(lambda: client.generate(BODY))
-    assert standin.post_count == 4
-    assert "503" in str(caught.value) and "after 4 attempts" in str(caught.value) and "overloaded" in str(caught.value)
+def test_read_timeout_through_the_node_never_sends_the_post_again(pack, api, standin, monkeypatch):
+    # A server of its own: the node's shared client for it is made with this read timeout.
+    with StandInServer(key=TEST_KEY).start() as server:
+        monkeypatch.setenv("AIML_API_BASE", server.base_url)
+        monkeypatch.setenv("FLUX2_LORA_READ_TIMEOUT", "0.5")
+        _check(api, Fault("read_timeout", post=[{"delay": 3.0}], outcome="APITimeoutError",
+                          fragments=("0.5 s", "NOT sent again"), gets=0, min_seconds=0.5), lambda: generate(pack),
+               server)
 
 
-def test_retry_after_longer_than_allowed_is_not_waited_for(client, api, standin):
-    standin.queue_post_faults([{"status": 429, "retry_after": "3600", "times": 5}])
-    with pytest.raises(api.RateLimitError):
-        _, elapsed = _timed(lambda: client.generate(BODY))
-    assert standin.post_count == 1
-
-
-@pytest.mark.parametrize(("status", "error", "fragments"), [
-    (401, "AuthenticationError", ["401", "environment variable AIML_API_KEY", "bad key given"]),
-    (402, "PermissionDeniedError", ["402", "credits", "bad key given"]),
-    (403, "PermissionDeniedError", ["403", "permission", "bad key given"]),
-    (404, "NotFoundError", ["404", "AIML_API_BASE", "bad key given"]),
-    (422, "BadRequestError", ["422", "bad key given"]),
-    (400, "BadRequestError", ["400", "bad key given"]),
-])
-def test_client_errors_are_not_retried_and_carry_the_server_text(client, api, standin, status, error, fragments):
-    standin.queue_post_faults([{"status": status, "message": "bad key given"}])
-    with pytest.raises(getattr(api, error)) as caught:
-        client.generate(BODY)
-    assert standin.post_count == 1
-    for fragment in fragments:
-        assert fragment in str(caught.value)
-    assert caught.value.status_code == status
+def test_batch_with_one_failing_request_fails_as_a_whole_and_stops_waiting(pack, api, standin):
+    standin.queue_post_faults([{"status": 402, "message": "no credits"}])
+    started = time.monotonic()
+    with pytest.raises(api.PermissionDeniedError, match="no credits"):
+        generate(pack, num_images=8)  # two requests at once; the one answering 402 ends the run
+    assert time.monotonic() - started < 5
+    time.sleep(0.05)
+    assert 1 <= standin.post_count <= 2  # the second may be cancelled before it goes out; never resent
 
 
 def test_real_401_from_a_wrong_key_names_where_the_key_came_from(pack, api, standin, monkeypatch):
@@ -89,139 +209,34 @@ def test_real_401_from_a_wrong_key_names_where_the_key_came_from(pack, api, stan
     assert standin.post_count == 1
 
 
-def test_schema_violation_from_server_is_shown(client, api, standin):
+def test_schema_violation_from_server_is_shown(make_client, api, standin):
     with pytest.raises(api.BadRequestError, match="num_images"):
-        client.generate({**BODY, "num_images": 5})
-
-
-def test_dropped_connection_before_response_is_retried(client, standin):
-    standin.queue_post_faults([{"drop": True}])
-    response, elapsed = _timed(lambda: client.generate(BODY))
-    assert len(response.images) == 1 and standin.post_count == 2 and elapsed < 2.0
-
-
-def test_read_timeout_never_sends_the_post_again(api, standin):
-    slow = api.ApiClient(TEST_KEY, standin.base_url, read_timeout=0.5,
-                         retry=api.RetryPolicy(base_delay=0.01, max_delay=0.02))
-    standin.queue_post_faults([{"delay": 3.0}])
-    with pytest.raises(api.APITimeoutError, match="NOT sent again") as caught:
-        _, elapsed = _timed(lambda: slow.generate(BODY))
-    assert "billed" in str(caught.value)
-    time.sleep(0.1)
-    assert standin.post_count == 1
-    slow.close()
-
-
-def test_unreachable_host_is_a_connection_error_not_an_api_error(api):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once closed
-    client = api.ApiClient(TEST_KEY, f"http://127.0.0.1:{port}/v1", retry=api.RetryPolicy(base_delay=0.01,
-                                                                                           max_delay=0.02))
-    with pytest.raises(api.APIConnectionError, match="Cannot reach the AI/ML API at 127.0.0.1") as caught:
-        client.generate(BODY)
-    assert not isinstance(caught.value, api.APIStatusError)
-
-
-@pytest.mark.parametrize(("fault", "fragment"), [
-    ({"body": "<html><body>Bad gateway</body></html>", "content_type": "text/html", "status": 200}, "not JSON"),
-    ({"body": "", "status": 200}, "empty body"),
-    ({"body": "{\"data\": [", "status": 200}, "not JSON"),
-    ({"data": [{}]}, "neither a url nor b64_json"),
-    ({"data": [{"url": None, "b64_json": None}]}, "neither a url nor b64_json"),
-    ({"data": []}, "without any pictures"),
-])
-def test_malformed_bodies_are_clear_errors_without_a_retry(client, api, standin, fault, fragment):
-    standin.queue_post_faults([fault])
-    with pytest.raises(api.APIResponseError, match=fragment):
-        client.generate(BODY)
+        make_client().generate({**REQUEST_BODY, "num_images": 5})
     assert standin.post_count == 1
 
 
-def test_html_error_page_with_5xx_is_summarised(client, api, standin):
+def test_html_error_page_is_summarised_not_dumped(make_client, api, standin):
     standin.queue_post_faults([{"status": 502, "body": "<!DOCTYPE html><html>" + "x" * 5000, "times": 9,
                                 "content_type": "text/html"}])
     with pytest.raises(api.ServerError, match="HTML page") as caught:
-        client.generate(BODY)
+        make_client().generate(REQUEST_BODY)
     assert len(str(caught.value)) < 600
 
 
-def test_older_tokens_used_field_is_read(client, standin):
+def test_older_tokens_used_field_is_read(make_client, standin):
     standin.queue_post_faults([{"usage": {"tokens_used": 5}}])
-    assert client.generate(BODY).credits_used == 5.0
+    assert make_client().generate(REQUEST_BODY).credits_used == 5.0
 
 
-def _download_first(client, standin):
-    ref = client.generate(BODY).images[0]
-    return client.fetch_image(ref)
+def test_cancel_during_a_retry_wait_stops_at_once(make_client, api, standin):
+    import threading
 
-
-@pytest.mark.parametrize("status", [404, 500])
-def test_image_url_error_then_success(client, standin, status):
-    standin.queue_file_faults([{"status": status}])
-    data, elapsed = _timed(lambda: _download_first(client, standin))
-    assert data.startswith(b"\x89PNG") and standin.file_get_count == 2 and standin.post_count == 1
-
-
-def test_image_url_failing_for_good_is_a_download_error(client, api, standin):
-    standin.queue_file_faults([{"status": 500, "times": 10}])
-    with pytest.raises(api.DownloadError, match="after 4 attempts"):
-        _download_first(client, standin)
-    assert standin.post_count == 1
-
-
-@pytest.mark.parametrize("fault", [{"truncate": True}])
-def test_connection_cut_mid_download_is_retried(client, standin, fault):
-    standin.queue_file_faults([fault])
-    data = _download_first(client, standin)
-    assert data.startswith(b"\x89PNG") and standin.file_get_count == 2
-
-
-def test_truncated_image_file_is_a_decode_error(pack, api, standin):
-    standin.queue_file_faults([{"truncate_declared": True}])
-    with pytest.raises(api.ImageDecodeError, match="damaged or truncated"):
-        generate(pack)
-
-
-def test_wrong_content_type_with_real_picture_is_accepted(pack, standin):
-    standin.queue_file_faults([{"content_type": "text/html"}])
-    images, _ = generate(pack)["result"]
-    assert images.shape == (1, 512, 512, 3)
-
-
-def test_slow_download_still_completes(pack, standin):
-    standin.queue_file_faults([{"slow": 400_000}])
-    images, _ = generate(pack)["result"]
-    assert images.shape == (1, 512, 512, 3)
-
-
-@pytest.mark.parametrize("fault", [{"oversize": 200_000_000}, {"oversize_chunked": 200_000_000}])
-def test_oversized_download_is_abandoned_early(api, standin, fault):
-    client = api.ApiClient(TEST_KEY, standin.base_url, max_download_bytes=2 * 1024 * 1024)
-    standin.queue_file_faults([fault])
-    ref = client.generate(BODY).images[0]
+    client = make_client(retry=api.RetryPolicy(max_retries=3, max_retry_after=60))
+    standin.queue_post_faults([{"status": 429, "retry_after": "30"}])
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
-    with pytest.raises(api.DownloadError, match="cap"):
-        client.fetch_image(ref)
-    assert time.monotonic() - started < 5
-    client.close()
-
-
-@pytest.mark.parametrize(("fault", "error", "fragment"), [
-    ({"bomb": True}, "ImageDecodeError", "pixel"),
-    ({"not_image": True}, "ImageDecodeError", "not a PNG, JPEG or WebP"),
-    ({"redirect": "file:///etc/passwd"}, "DownloadError", "only https"),
-    ({"redirect": "http://example.com/x.png"}, "DownloadError", "only https"),
-])
-def test_hostile_downloads_are_refused(pack, api, standin, fault, error, fragment):
-    standin.queue_file_faults([fault])
-    with pytest.raises(getattr(api, error), match=fragment):
-        generate(pack)
-
-
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "http://example.com/a.png", "ftp://x/y.png", "gopher://z"])
-def test_hostile_image_urls_in_the_answer_are_refused(pack, api, standin, url):
-    standin.queue_post_faults([{"url": url}])
-    with pytest.raises(api.DownloadError, match="only https"):
-        generate(pack)
-    assert standin.file_get_count == 0
+    with pytest.raises(api.Cancelled):
+        client.generate(REQUEST_BODY, cancel)
+    assert time.monotonic() - started < 3
+    assert standin.post_count == 1

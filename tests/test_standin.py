@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import signal
 import subprocess
 import sys
 import threading
@@ -408,6 +409,21 @@ def test_file_oversize_stream_and_client_hangup(srv, http, key):
     assert requests.get(url, timeout=5).status_code == 200  # server unharmed by the hang-up
 
 
+def test_server_is_quiet_on_hangups(srv, http, capfd):
+    url = first_url(http, srv)
+    srv.queue_post_faults([{"drop": True}])
+    srv.queue_file_faults([{"oversize": 50_000_000}, {"truncate": True}])
+    with pytest.raises(requests.ConnectionError):
+        post(http, srv, body())
+    with requests.get(url, stream=True, timeout=5) as r:
+        next(r.iter_content(65536))
+    with pytest.raises(requests.RequestException):
+        requests.get(url, timeout=5).content  # noqa: B018 - reading is the point
+    requests.post(f"{srv.base_url}/images/generations", json=body(), timeout=5)  # 401
+    time.sleep(0.3)
+    assert capfd.readouterr().err == ""
+
+
 def test_file_oversize_small_is_complete(srv, http):
     url = first_url(http, srv)
     srv.queue_file_faults([{"oversize_chunked": 200_000}, {"oversize": 150_000}])
@@ -513,7 +529,8 @@ def test_non_loopback_host_refused():
         StandInServer(host="0.0.0.0")
 
 
-def test_cli_serves_and_stops(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_and_stops(tmp_path, stop_signal):
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
         [sys.executable, "-m", "api_client.standin", "--port", "0", "--port-file", str(port_file), "--key", KEY],
@@ -530,7 +547,7 @@ def test_cli_serves_and_stops(tmp_path):
         assert r.status_code == 200 and requests.get(r.json()["data"][0]["url"], timeout=5).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/_standin/stats", timeout=5).json()["post_count"] == 1
     finally:
-        proc.terminate()
+        proc.send_signal(stop_signal)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert f"export AIML_API_BASE={base}" in out and f"export AIML_API_KEY={KEY}" in out

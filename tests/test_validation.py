@@ -43,6 +43,45 @@ BAD_GENERATE_INPUTS = [
     ({"loras": [{"path": "../../etc/passwd", "scale": 1}]}, ["loras[1].path", "'../../etc/passwd'"]),
     ({"loras": [{"path": "a/b", "weight": 1}]}, ["loras[1]", "path", "scale"]),
     ({"loras": [None]}, ["loras[1]", "None"]),
+    # Values wired in from other nodes: wrong types, unconnected inputs, hand-built structures.
+    ({"prompt": ["a", "b"]}, ["prompt", "['a', 'b']", "STRING"]),
+    ({"prompt": 42}, ["prompt", "got 42"]),
+    ({"seed": "7"}, ["seed", "'7'", "a str", "INT"]),
+    ({"seed": 1.5}, ["seed", "1.5", "float"]),
+    ({"num_images": None}, ["num_images", "None", "unconnected"]),
+    ({"num_inference_steps": 28.0}, ["num_inference_steps", "28.0", "float", "INT"]),
+    ({"num_inference_steps": None}, ["num_inference_steps", "None", "unconnected"]),
+    ({"guidance_scale": None}, ["guidance_scale", "0 to 20", "None", "unconnected", "FLOAT"]),
+    ({"guidance_scale": True}, ["guidance_scale", "True", "a bool"]),
+    ({"guidance_scale": float("inf")}, ["guidance_scale", "inf"]),
+    ({"acceleration": None}, ["acceleration", "none, regular, high", "None"]),
+    ({"output_format": None}, ["output_format", "None"]),
+    ({"image_size": {"width": None, "height": 512}}, ["image_size.width", "None", "unconnected"]),
+    ({"image_size": {"width": True, "height": 512}}, ["image_size.width", "True"]),
+    ({"image_size": {"width": "512", "height": 512}}, ["image_size.width", "'512'"]),
+    ({"image_size": {"width": 512, "height": -512}}, ["image_size.height", "512 to 2048", "-512"]),
+    ({"image_size": {"width": 512, "height": 512, "extra": 1}}, ["image_size", "Image Size node", "'extra'"]),
+    ({"image_size": {}}, ["image_size", "Image Size node", "{}"]),
+    ({"image_size": [1024, 768]}, ["image_size", "[1024, 768]"]),
+    ({"image_size": 1024}, ["image_size", "got 1024"]),
+    ({"image_size": "SQUARE"}, ["image_size", "square_hd", "'SQUARE'"]),
+    ({"image_size": "custom"}, ["image_size", "'custom'"]),
+    ({"loras": 42}, ["loras", "list", "42"]),
+    ({"loras": b"owner/repo"}, ["loras", "list", "b'owner/repo'"]),
+    ({"loras": {"path": "a/b", "scale": 1}}, ["loras", "list", "'path'"]),
+    ({"loras": (lora for lora in [])}, ["loras", "list", "generator"]),
+    ({"loras": [("a/b", 1.0)]}, ["loras[1]", "path", "scale", "('a/b', 1.0)"]),
+    ({"loras": ["a/b"]}, ["loras[1]", "path", "'a/b'"]),
+    ({"loras": [{"scale": 1}]}, ["loras[1]", "path"]),
+    ({"loras": [{"path": None, "scale": 1}]}, ["loras[1].path", "None"]),
+    ({"loras": [{"path": "a/b", "scale": None}]}, ["loras[1].scale", "0 to 4", "None", "unconnected"]),
+    ({"loras": [{"path": "a/b", "scale": "1"}]}, ["loras[1].scale", "'1'"]),
+    ({"loras": [{"path": "a/b", "scale": True}]}, ["loras[1].scale", "True"]),
+    ({"loras": [{"path": "a/b", "scale": float("nan")}]}, ["loras[1].scale", "nan"]),
+    ({"loras": [{"path": "a/b", "scale": -0.5}]}, ["loras[1].scale", "0 to 4", "-0.5"]),
+    ({"loras": [{"path": "a/b", "scale": 1}, {"path": "file:///etc/passwd", "scale": 1}]},
+     ["loras[2].path", "https", "file:///etc/passwd"]),
+    ({"loras": [{"path": "https://user:pw@h.com/x.safetensors", "scale": 1}]}, ["loras[1].path", "credentials"]),
 ]
 
 
@@ -68,6 +107,9 @@ def test_bad_input_checked_before_the_key(pack, api, standin, monkeypatch):
     ({"preset": "custom", "width": 500, "height": 512}, "image_size.width"),
     ({"preset": "custom", "width": 512, "height": 3000}, "image_size.height"),
     ({"preset": "giant", "width": 512, "height": 512}, "image_size"),
+    ({"preset": "custom", "width": 512.0, "height": 512}, "image_size.width"),
+    ({"preset": "custom", "width": None, "height": 512}, "unconnected"),
+    ({"preset": "custom", "width": 512, "height": True}, "image_size.height"),
 ])
 def test_image_size_node_refuses_bad_values(pack, api, inputs, fragment):
     with pytest.raises(api.InputError, match=fragment):
@@ -81,15 +123,24 @@ def test_image_size_node_refuses_bad_values(pack, api, inputs, fragment):
     ({"path": "owner/repo", "scale": 9.0}, "scale"),
     ({"path": "owner/repo", "scale": 1.0, "loras": [{"path": "a/b", "scale": 1}] * 3}, "at most 3"),
     ({"path": "owner/repo", "scale": 1.0, "loras": {"path": "a/b"}}, "list"),
+    ({"path": None, "scale": 1.0}, "path"),
+    ({"path": "owner/repo", "scale": None}, "unconnected"),
+    ({"path": "owner/repo", "scale": "1"}, "scale"),
+    ({"path": "owner/repo", "scale": True}, "scale"),
+    ({"path": "owner/repo", "scale": 1.0, "loras": "a/b"}, "list"),
+    ({"path": "owner/repo", "scale": 1.0, "loras": [{"path": "a/b", "scale": 7}]}, r"loras\[1\].scale"),
 ])
 def test_adapter_refuses_bad_values(pack, api, inputs, fragment):
     with pytest.raises(api.InputError, match=fragment):
         run_node(pack, "Flux2LoraAdapter", **inputs)
 
 
-def test_seed_node_refuses_zero(pack, api):
-    with pytest.raises(api.InputError, match="seed"):
-        run_node(pack, "Flux2LoraSeed", seed=0)
+@pytest.mark.parametrize(("seed", "fragment"), [
+    (0, "got 0"), (-1, "got -1"), (7.0, "float"), (None, "unconnected"), ("7", "str"), (False, "bool"),
+])
+def test_seed_node_refuses_bad_seeds(pack, api, seed, fragment):
+    with pytest.raises(api.InputError, match=fragment):
+        run_node(pack, "Flux2LoraSeed", seed=seed)
 
 
 def test_accepted_values_reach_the_api_exactly(pack, standin):

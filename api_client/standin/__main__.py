@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--latency must be >= 0")
 
     done = threading.Event()
-    # SIGTERM (e.g. from a test harness) should end as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Ctrl-C and SIGTERM (e.g. from a test harness) both just end the wait
+    # loop. Installing a SIGINT handler explicitly also makes Ctrl-C work when
+    # the process was started with SIGINT ignored (background shell jobs).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
     srv = StandInServer(key=args.key, host=args.host, port=args.port, latency=args.latency,
                         response_mode="b64" if args.b64 else "url", verbose=args.verbose)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import sys
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 
 GENERATIONS_PATH = "/v1/images/generations"
 MAX_BODY = 128 * 1024 * 1024  # three 2048x2048 PNGs as base64 fit comfortably
-# Errors meaning "the client went away"; expected with drop/oversize faults.
-HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+# Errors meaning "the client went away" (or refused our TLS certificate); expected with faults.
+HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, ssl.SSLError)
 
 
 def is_loopback(host: str) -> bool:
@@ -46,7 +47,8 @@ class HTTPServer4(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client hanging up mid-answer is routine here; stay quiet about it.
         # Anything else is a stand-in bug and deserves its traceback.
-        if sys.exc_info()[0] in HANGUPS or self.standin.stopping.is_set():
+        kind = sys.exc_info()[0]
+        if (kind is not None and issubclass(kind, HANGUPS)) or self.standin.stopping.is_set():
             return
         super().handle_error(request, client_address)
 

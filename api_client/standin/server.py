@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -23,13 +24,15 @@ class StandInServer:
     """
 
     def __init__(self, key: str = "sk-standin-local", host: str = "127.0.0.1", port: int = 0,
-                 latency: float = 0.0, response_mode: str = "url", verbose: bool = False) -> None:
+                 latency: float = 0.0, response_mode: str = "url", verbose: bool = False,
+                 tls: tuple[str, str] | None = None) -> None:
         if not is_loopback(host):
             raise ValueError(f"the stand-in only binds to loopback addresses, not {host!r}")
         if response_mode not in RESPONSE_MODES:
             raise ValueError(f"response_mode must be one of {RESPONSE_MODES}")
         self.key = key
         self.host = host
+        self.tls = tls  # (certificate file, private key file): serve https instead of http
         self.verbose = verbose
         self.latency = float(latency)
         self.response_mode = response_mode
@@ -57,6 +60,11 @@ class StandInServer:
         cls = HTTPServer6 if ":" in self.host else HTTPServer4
         httpd = cls((self.host.strip("[]"), self._requested_port), Handler)
         httpd.standin = self
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            # The handshake happens in the handler thread, so a failing client cannot block accepting.
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._httpd = httpd
         self._port = int(httpd.server_address[1])
         # Short poll interval so stop() returns promptly.
@@ -102,9 +110,9 @@ class StandInServer:
 
     @property
     def root_url(self) -> str:
-        """``http://HOST:PORT``."""
+        """``http://HOST:PORT`` (``https`` when serving TLS)."""
         host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:

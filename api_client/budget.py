@@ -1,0 +1,113 @@
+"""A per-process credit budget: requests are refused before sending once it is used up.
+
+The credits the API reports for each request are added up for as long as the
+process runs. The budget comes from the frontend setting (``set_credit_budget``)
+if one was given, else from env ``FLUX2_LORA_CREDIT_BUDGET``; without either
+there is no limit, and the total is still kept for display. Pictures served
+from the result cache cost nothing and are always allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+
+from .errors import BudgetExceededError, ConfigError
+
+BUDGET_ENV = "FLUX2_LORA_CREDIT_BUDGET"
+_NO_BUDGET_WORDS = {"", "none", "off"}
+
+
+def _credits_text(value: float) -> str:
+    return f"{value:,.6g} credit{'' if value == 1 else 's'}"
+
+
+def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
+    """A budget in credits (0 or more) from text; empty, ``none`` or ``off`` mean no budget."""
+    text = raw.strip().lower()
+    if text in _NO_BUDGET_WORDS:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a number of credits, 0 or more (or empty for no budget); got {raw!r}.")
+    return value
+
+
+class CreditBudget:
+    """The credits spent by this process and the limit they may reach; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent = 0.0
+        self._setting: float | None = None
+
+    @property
+    def spent(self) -> float:
+        with self._lock:
+            return self._spent
+
+    def set_limit(self, limit: float | None) -> None:
+        """The frontend setting: a budget in credits, or None to fall back to the environment."""
+        if limit is not None:
+            limit = parse_budget(str(limit), "the credit budget setting")
+        with self._lock:
+            self._setting = limit
+
+    def limit(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
+        """The budget in force and where it comes from; (None, "") when there is none."""
+        with self._lock:
+            setting = self._setting
+        if setting is not None:
+            return setting, "the Flux2 LoRA credit budget setting"
+        env = os.environ if environ is None else environ
+        return parse_budget(env.get(BUDGET_ENV, "")), f"environment variable {BUDGET_ENV}"
+
+    def add(self, credits_used: float | None) -> None:
+        """Count the credits one request cost (None: the API did not say)."""
+        if credits_used:
+            with self._lock:
+                self._spent += credits_used
+
+    def reset_spent(self) -> None:
+        """Start counting from zero again."""
+        with self._lock:
+            self._spent = 0.0
+
+    def check(self, requests: int) -> None:
+        """Refuse ``requests`` paid requests if the budget has been reached; nothing is sent then."""
+        limit, source = self.limit()
+        spent = self.spent
+        if limit is None or spent < limit:
+            return
+        asked = "request was" if requests == 1 else f"{requests} requests were"
+        raise BudgetExceededError(
+            f"Credit budget reached: this ComfyUI process has spent {_credits_text(spent)} of its budget of "
+            f"{_credits_text(limit)} (from {source}), so this node's {asked} not sent and nothing was billed. "
+            f"Raise the budget ({BUDGET_ENV} or the setting) or restart ComfyUI to count from zero. "
+            "Results already in the cache still run for free."
+        )
+
+    def snapshot(self) -> dict[str, float | None]:
+        """{"spent": credits so far, "budget": the limit or None}, for the frontend."""
+        try:
+            limit = self.limit()[0]
+        except ConfigError:
+            limit = None
+        return {"spent": self.spent, "budget": limit}
+
+
+_process_budget = CreditBudget()
+
+
+def credit_budget() -> CreditBudget:
+    """The budget shared by every node in this process."""
+    return _process_budget
+
+
+def set_credit_budget(limit: float | None) -> None:
+    """Set this process's budget in credits (the frontend setting); None returns to env FLUX2_LORA_CREDIT_BUDGET."""
+    _process_budget.set_limit(limit)

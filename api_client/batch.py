@@ -3,8 +3,8 @@
 All requests go out together. As soon as one answers, its pictures start
 downloading and decoding in worker threads (Pillow and numpy release the GIL),
 and each decoded picture is handed to the sink with its final batch index, so the
-caller can write it straight into its slice of a preallocated output. The
-calling thread only waits, checks for cancellation at least every
+caller can read it out, strip by strip, straight into its slice of a preallocated
+output. The calling thread only waits, checks for cancellation at least every
 ``poll_interval`` seconds, and reports progress.
 """
 
@@ -17,19 +17,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
 from .budget import CreditBudget
 from .cache import BatchCache, ResultCache
 from .client import ApiClient, GenerationResponse, ImageRef
-from .decode import decode_image
+from .decode import DecodedImage, load_image
 from .request import GenerationRequest
 
 
 class ImageSink(Protocol):
     """Receives decoded pictures; called from worker threads, one call per batch index."""
 
-    def write(self, index: int, pixels: np.ndarray) -> None: ...
+    def write(self, index: int, picture: DecodedImage) -> None: ...
 
 
 @dataclass
@@ -52,9 +50,9 @@ class BatchResult:
 def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> tuple[int, int]:
     # Bound concurrent decodes to the cores so peak memory stays near the output size.
     with decode_slots:
-        pixels = decode_image(data)
-        sink.write(index, pixels)
-    return pixels.shape[1], pixels.shape[0]
+        picture = load_image(data)
+        sink.write(index, picture)
+    return picture.width, picture.height
 
 
 def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,

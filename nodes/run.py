@@ -10,25 +10,22 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..api_client import (
-    BatchResult,
-    GenerationRequest,
-    ImageDecodeError,
-    run_batch,
-    shared_client,
-)
 from ..api_client.budget import credit_budget
 from ..api_client.cache import open_result_cache
 from ..api_client.config import resolve_api_key, resolve_base_url
-from ..api_client.errors import APIResponseError
+from ..api_client.errors import APIResponseError, ImageDecodeError
 from ..api_client.limits import LIMITS
-from ..api_client.request import check_bool
+from ..api_client.request import GenerationRequest, check_bool
 from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files
+
+if TYPE_CHECKING:
+    from ..api_client.batch import BatchResult
+    from ..api_client.decode import DecodedImage
 
 _SCALE = np.float32(255.0)
 
@@ -51,8 +48,8 @@ class TensorSink:
         self._first: tuple[int, int, int] | None = None  # index, width, height
         self._lock = threading.Lock()
 
-    def write(self, index: int, pixels: np.ndarray) -> None:
-        height, width = pixels.shape[:2]
+    def write(self, index: int, picture: DecodedImage) -> None:
+        width, height = picture.width, picture.height
         with self._lock:
             if self.tensor is None:
                 # Allocated on the first picture: the API may return another size than asked.
@@ -66,8 +63,10 @@ class TensorSink:
                 f"{first_width}x{first_height} and picture {index + 1} is {width}x{height}. "
                 "An IMAGE batch needs one size; set it with the Image Size node."
             )
-        # One pass, float32 throughout, no intermediate copy; numpy releases the GIL here.
-        np.divide(pixels, _SCALE, out=self._view[index], dtype=np.float32)  # type: ignore[index]
+        out = self._view[index]  # type: ignore[index]
+        for top, rows in picture.strips():
+            # float32 throughout, written in place; numpy releases the GIL here.
+            np.divide(rows, _SCALE, out=out[top:top + len(rows)], dtype=np.float32)
 
     def finish(self, filled: list[int]) -> torch.Tensor:
         """The output batch; if the API returned fewer pictures than asked, the gaps are closed."""
@@ -103,6 +102,10 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
 
     With ``use_cache``, requests made before come from the result cache without being sent.
     """
+    # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
+    from ..api_client.batch import run_batch
+    from ..api_client.client import shared_client
+
     use_cache = check_bool("use_cache", use_cache)
     client = shared_client(resolve_api_key(extra_key_files=comfy_key_files()), resolve_base_url())
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None

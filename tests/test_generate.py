@@ -37,6 +37,14 @@ def test_pixel_exact_round_trip(pack, standin, mode, fmt):
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
 
 
+def test_a_height_that_is_not_a_whole_number_of_strips_arrives_pixel_exact(pack, standin):
+    # Pixels are converted in strips of rows; 515 rows leave a short last strip.
+    standin.queue_post_faults([{"size": [520, 515]}])
+    images, _ = generate(pack)["result"]
+    assert images.shape == (1, 515, 520, 3)
+    assert torch.equal(images[0], _expected(7, 0, 520, 515))
+
+
 def test_sixteen_images_split_into_four_concurrent_requests_with_consecutive_seeds(pack, standin):
     standin.latency = 0.3
     images, info = generate(pack, num_images=16, seed=100)["result"]

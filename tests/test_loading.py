@@ -32,20 +32,30 @@ LOADER = textwrap.dedent("""
         "foreign_intact": sys.modules["nodes"] is foreign,
         "threads_started": threading.active_count() - threads,
         "seconds": time.perf_counter() - started,
+        "requests_loaded": "requests" in sys.modules,
     }))
 """)
 
 
-@pytest.mark.parametrize("name", ["ComfyUI-Flux2-LoRA", "comfyui-flux2-lora_x_main", "/cn/ComfyUI-Flux2-LoRA"])
-def test_loads_from_its_folder_under_a_dashed_name_beside_a_foreign_nodes_module(name):
+def _load_in_a_fresh_process(name):
     done = subprocess.run([sys.executable, "-c", LOADER, str(ROOT), name], capture_output=True, text=True,
                           timeout=60, cwd="/")
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("name", ["ComfyUI-Flux2-LoRA", "comfyui-flux2-lora_x_main", "/cn/ComfyUI-Flux2-LoRA"])
+def test_loads_from_its_folder_under_a_dashed_name_beside_a_foreign_nodes_module(name):
+    report = _load_in_a_fresh_process(name)
     assert report["nodes"] == ["Flux2LoraAdapter", "Flux2LoraEdit", "Flux2LoraGenerate", "Flux2LoraImageSize",
                               "Flux2LoraSeed"]
     assert report["foreign_intact"] and report["threads_started"] == 0
     assert (ROOT / "web").is_dir()
+
+
+def test_importing_the_pack_leaves_the_http_client_for_the_first_run():
+    # ComfyUI prints every pack's import time; requests and its dependencies load on first use.
+    assert _load_in_a_fresh_process("ComfyUI-Flux2-LoRA")["requests_loaded"] is False
 
 
 def _python_files(folder):

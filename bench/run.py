@@ -1,0 +1,346 @@
+"""Benchmark: the pack's own cost on top of the service, measured against the local stand-in.
+
+    python bench/run.py [--repeats 5]
+
+Runs the real Flux2LoraGenerate node, loaded the way ComfyUI loads the pack,
+over real HTTP against the stand-in server (in its own process, on 127.0.0.1;
+nothing leaves the machine and nothing is billed). Times are medians of
+``--repeats`` runs (three times as many for the conversion); ratios are medians
+of run-by-run ratios. Every run uses a new seed, so none is a cache hit. The
+table at the end is Markdown, ready for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+from demo import load_pack_like_comfyui, run_node  # noqa: E402
+
+BATCH_LATENCY = 0.5
+BATCH_SIZE = (1024, 768)  # the API's default size, landscape_4_3
+CONVERSION_SIDE = 2048
+CANCEL_AFTER = 0.3
+FIGURES = ("startup", "conversion", "memory", "batch", "cancel")
+# A new seed for every run (16 apart: a batch of 16 uses seed + k per request), so no run is a cache hit.
+_SEEDS = itertools.count(1, 16)
+
+
+@dataclass
+class Figure:
+    name: str
+    measured: str
+    goal: str
+    passed: bool
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+def generate(pack: types.ModuleType, num_images: int, width: int, height: int) -> tuple:
+    """Run Flux2LoraGenerate as ComfyUI does, with a seed not used before; returns (IMAGE, info)."""
+    return run_node(
+        pack, "Flux2LoraGenerate", prompt="benchmark", seed=next(_SEEDS), num_images=num_images, guidance_scale=2.5,
+        num_inference_steps=28, acceleration="regular", output_format="png", enable_prompt_expansion=True,
+        enable_safety_checker=True, image_size={"width": width, "height": height},
+    )
+
+
+def timed(run: Callable[[], object], prepare: Callable[[], object] | None = None) -> float:
+    """Seconds ``run`` takes; ``prepare`` runs first, untimed."""
+    if prepare:
+        prepare()
+    started = time.perf_counter()
+    result = run()
+    elapsed = time.perf_counter() - started
+    del result  # freeing the output is not part of making it
+    return elapsed
+
+
+def child(kind: str, *args: str) -> dict:
+    """Run this script in a fresh Python process for one measurement; returns its JSON report."""
+    done = subprocess.run([sys.executable, str(HERE), "--child", kind, *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child {kind!r} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def paired_ratio(slower: list[float], faster: list[float]) -> float:
+    """The median of run-by-run ratios: steadier than a ratio of medians on a machine whose load changes."""
+    return statistics.median(a / b for a, b in zip(slower, faster, strict=True))
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+# -- figures ----------------------------------------------------------------------------------------
+
+def warm_up(pack: types.ModuleType, standin) -> None:
+    """One small run first, as in a ComfyUI that has run the node before (HTTP client loaded, connected)."""
+    standin.answer_with(standin.make_pictures(1, 512, 512))
+    generate(pack, 1, 512, 512)
+
+
+def measure_batch(pack: types.ModuleType, standin, repeats: int) -> list[Figure]:
+    """num_images=16 vs 1 at 0.5 s latency, and the usual way for the same 16 pictures."""
+    from usual_way import usual_way
+
+    width, height = BATCH_SIZE
+    standin.set_latency(BATCH_LATENCY)
+    urls = standin.make_pictures(4, width, height)
+    body = {"model": "blackforestlabs/flux-2-lora", "prompt": "benchmark", "seed": 1,
+            "image_size": {"width": width, "height": height}, "output_format": "png"}
+    one, sixteen, usual = [], [], []
+    for _ in range(repeats):  # interleaved, so noise from other users spreads evenly
+        one.append(timed(lambda: generate(pack, 1, width, height), lambda: standin.answer_with(urls[:1])))
+        sixteen.append(timed(lambda: generate(pack, 16, width, height), lambda: standin.answer_with(urls, 4)))
+        usual.append(timed(lambda: usual_way(standin.base_url, standin.key, body, 16),
+                           lambda: standin.answer_with(urls, 4)))
+    standin.set_latency(0)
+    t1, t16, tu = statistics.median(one), statistics.median(sixteen), statistics.median(usual)
+    batch, speedup = paired_ratio(sixteen, one), paired_ratio(usual, sixteen)
+    return [
+        Figure("batch: 16 pictures (4 requests) vs 1, latency 0.5 s", f"{batch:.2f}× ({t16:.2f} s vs {t1:.2f} s)",
+               "≤ 1.3×", batch <= 1.3),
+        Figure("vs the usual way: 16 pictures, latency 0.5 s", f"{speedup:.1f}× faster ({t16:.2f} s vs {tu:.2f} s)",
+               "≥ 3×", speedup >= 3),
+    ]
+
+
+def direct_decode(pictures: list[bytes], rows: int = 64) -> object:
+    """The limit: PNG bytes already in memory, decoded on every core straight into one preallocated tensor.
+
+    No HTTP and no checks; pixels are converted in strips of ``rows`` rows, which
+    is faster than one full-size ``np.asarray`` (no full-size copy, cache-warm).
+    """
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    width, height = Image.open(io.BytesIO(pictures[0])).size
+    out = torch.empty((len(pictures), height, width, 3), dtype=torch.float32)
+    view = out.numpy()
+
+    def decode(i: int) -> None:
+        with Image.open(io.BytesIO(pictures[i])) as image:
+            image.load()
+            for top in range(0, height, rows):
+                strip = np.asarray(image.crop((0, top, width, min(height, top + rows))))
+                np.divide(strip, np.float32(255), out=view[i, top:top + len(strip)], dtype=np.float32)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        list(pool.map(decode, range(len(pictures))))
+    return out
+
+
+def measure_conversion(pack: types.ModuleType, standin, repeats: int) -> tuple[Figure, list[str], int]:
+    """4 x 2048x2048 PNG at latency 0: the node vs a direct decode of the same bytes."""
+    side = CONVERSION_SIDE
+    urls = standin.make_pictures(4, side, side)
+    pictures = [standin.download(u) for u in urls]
+    node, limit = [], []
+    for _ in range(repeats):
+        node.append(timed(lambda: generate(pack, 4, side, side), lambda: standin.answer_with(urls)))
+        limit.append(timed(lambda: direct_decode(pictures)))
+    tn, tl = statistics.median(node), statistics.median(limit)
+    ratio = paired_ratio(node, limit)
+    compressed = sum(map(len, pictures))
+    figure = Figure(f"conversion: 4 × {side}×{side} PNG, latency 0, vs direct decode",
+                    f"{ratio:.2f}× ({tn:.3f} s vs {tl:.3f} s)", "≤ 1.15×", ratio <= 1.15)
+    return figure, urls, compressed
+
+
+def measure_memory(standin, urls: list[str], compressed: int, repeats: int) -> Figure:
+    """Peak resident memory of a fresh process during that conversion."""
+    peaks, tensor = [], 0
+    for _ in range(repeats):
+        report = child("memory", standin.root_url, *urls)
+        peaks.append(report["peak_bytes"])
+        tensor = report["tensor_bytes"]
+    peak = statistics.median(peaks)
+    budget = tensor + compressed
+    return Figure("memory: peak during that conversion / (tensor + compressed bytes)",
+                  f"{peak / budget:.2f}× ({mib(peak)}; tensor {mib(tensor)} + PNG {mib(compressed)})",
+                  "≤ 1.3×", peak / budget <= 1.3)
+
+
+def measure_startup(repeats: int) -> Figure:
+    """Importing the pack in a fresh process where torch, numpy and Pillow are already imported."""
+    seconds = statistics.median(child("startup")["seconds"] for _ in range(repeats))
+    return Figure("start-up: importing the pack (torch already imported)", f"{seconds * 1000:.0f} ms",
+                  "≤ 100 ms", seconds <= 0.1)
+
+
+class Interrupted(Exception):
+    """Stands in for comfy.model_management.InterruptProcessingException."""
+
+
+def fake_comfy(flag: threading.Event) -> dict[str, types.ModuleType]:
+    """comfy.model_management with ComfyUI's interrupt function, driven by ``flag``."""
+    def throw_exception_if_processing_interrupted() -> None:
+        if flag.is_set():
+            flag.clear()
+            raise Interrupted()
+
+    management = types.ModuleType("comfy.model_management")
+    management.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    comfy = types.ModuleType("comfy")
+    comfy.model_management = management
+    return {"comfy": comfy, "comfy.model_management": management}
+
+
+def interrupt_after(flag: threading.Event, seconds: float) -> list[float]:
+    """Set ``flag`` after ``seconds`` from another thread; the list receives the moment it was set."""
+    flagged: list[float] = []
+
+    def interrupt() -> None:
+        time.sleep(seconds)
+        flagged.append(time.perf_counter())
+        flag.set()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    return flagged
+
+
+def measure_cancel(pack: types.ModuleType, standin, repeats: int) -> Figure:
+    """From ComfyUI's interrupt flag being set to the node returning, while 4 requests wait."""
+    flag = threading.Event()
+    modules = fake_comfy(flag)
+    sys.modules.update(modules)
+    urls = standin.make_pictures(4, *BATCH_SIZE)
+    standin.set_latency(5.0)
+    delays = []
+    try:
+        for _ in range(repeats):
+            standin.answer_with(urls, 4)
+            flagged = interrupt_after(flag, CANCEL_AFTER)
+            try:
+                generate(pack, 16, *BATCH_SIZE)
+            except Interrupted:
+                delays.append(time.perf_counter() - flagged[0])
+            else:
+                raise RuntimeError("the node finished instead of being cancelled")
+    finally:
+        for name in modules:
+            sys.modules.pop(name, None)
+        standin.set_latency(0)
+    delay = statistics.median(delays)
+    return Figure("cancel: interrupt flag to the node returning", f"{delay:.3f} s", "≤ 0.2 s", delay <= 0.2)
+
+
+# -- children (fresh processes) ---------------------------------------------------------------------
+
+def child_startup() -> dict:
+    import numpy  # noqa: F401  ComfyUI has imported torch, numpy and Pillow before it loads any pack
+    import PIL.Image  # noqa: F401
+    import torch  # noqa: F401
+
+    started = time.perf_counter()
+    load_pack_like_comfyui()
+    return {"seconds": time.perf_counter() - started}
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def child_memory(root_url: str, *urls: str) -> dict:
+    import torch  # noqa: F401  loaded before the pack, as in ComfyUI
+    from standin_process import StandInClient
+
+    standin = StandInClient(root_url)
+    with tempfile.TemporaryDirectory(prefix="flux2-bench-cache-") as cache:
+        os.environ.update(AIML_API_BASE=standin.base_url, AIML_API_KEY=standin.key, FLUX2_LORA_CACHE_DIR=cache)
+        pack = load_pack_like_comfyui()
+        warm_up(pack, standin)
+        standin.answer_with(list(urls))
+        gc.collect()
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")  # Linux: reset the peak (VmHWM) to the current resident size
+        before = _status_kib("VmRSS")
+        images, _ = generate(pack, len(urls), CONVERSION_SIDE, CONVERSION_SIDE)
+        peak = _status_kib("VmHWM") - before
+    return {"peak_bytes": peak, "tensor_bytes": images.numel() * images.element_size()}
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+def machine() -> str:
+    import numpy
+    import PIL
+    import torch
+
+    return (f"{os.cpu_count()} CPUs ({platform.machine()}), {platform.system()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, numpy {numpy.__version__}, Pillow {PIL.__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs per figure; the median is reported")
+    parser.add_argument("--only", nargs="+", choices=FIGURES, default=FIGURES, metavar="FIGURE",
+                        help=f"measure only these: {', '.join(FIGURES)}")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, *rest = args.child
+        print(json.dumps({"startup": child_startup, "memory": child_memory}[kind](*rest)))
+        return 0
+
+    from standin_process import StandInProcess
+
+    repeats = max(1, args.repeats)
+    only = set(args.only)
+    print(f"machine: {machine()}")
+    print(f"measuring {', '.join(f for f in FIGURES if f in only)} ...", flush=True)
+    figures = [measure_startup(repeats)] if "startup" in only else []
+    with StandInProcess() as standin, tempfile.TemporaryDirectory(prefix="flux2-bench-cache-") as cache:
+        # The stand-in's key and a throwaway result cache: the user's key and cache are never used.
+        os.environ.update(AIML_API_BASE=standin.base_url, AIML_API_KEY=standin.key, FLUX2_LORA_CACHE_DIR=cache)
+        pack = load_pack_like_comfyui()
+        warm_up(pack, standin)
+        if only & {"conversion", "memory"}:
+            # Cheap and the most sensitive to other users of the machine: three times the runs.
+            conversion, urls, compressed = measure_conversion(pack, standin, 3 * repeats if "conversion" in only else 1)
+            if "conversion" in only:
+                figures.append(conversion)
+            if "memory" in only:
+                figures.append(measure_memory(standin, urls, compressed, repeats))
+        if "batch" in only:
+            figures.extend(measure_batch(pack, standin, repeats))
+        if "cancel" in only:
+            figures.append(measure_cancel(pack, standin, repeats))
+    print(f"\n{repeats} runs per figure ({3 * repeats} for the conversion); medians\n")
+    print("| figure | measured | goal | pass |")
+    print("| --- | --- | --- | --- |")
+    for f in figures:
+        print(f"| {f.name} | {f.measured} | {f.goal} | {'yes' if f.passed else 'NO'} |")
+    return 0 if all(f.passed for f in figures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,6 +33,7 @@ import time
 import uuid
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,37 @@ class CachedResult:
     credits_used: float | None
 
 
+# Saving happens on one background thread, after the node has its pictures: the
+# files, checksums and eviction scan then cost the user no wall time. The thread
+# is not a daemon, so Python finishes queued saves before the process exits.
+_writer: ThreadPoolExecutor | None = None
+_pending: dict[Path, Future] = {}
+_pending_lock = threading.Lock()
+
+
+def _save_in_background(entry: Path, save: Any) -> None:
+    global _writer
+    with _pending_lock:
+        if _writer is None:
+            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flux2-lora-cache")
+        future = _writer.submit(save)
+        _pending[entry] = future
+    future.add_done_callback(lambda done: _forget(entry, done))
+
+
+def _forget(entry: Path, done: Future) -> None:
+    with _pending_lock:
+        if _pending.get(entry) is done:
+            del _pending[entry]
+
+
+def wait_for_pending_saves(entry: Path | None = None, timeout: float | None = 60.0) -> None:
+    """Wait until background saves (of ``entry``, or all of them) are on disk."""
+    with _pending_lock:
+        futures = [f for path, f in _pending.items() if entry is None or path == entry]
+    wait(futures, timeout=timeout)
+
+
 class ResultCache:
     """Pictures of past requests on disk, keyed by ``cache_key``; safe to share between threads and processes."""
 
@@ -131,6 +163,7 @@ class ResultCache:
         next store writes it afresh.
         """
         entry = self._entry(key)
+        wait_for_pending_saves(entry)  # a save this process queued a moment ago is a hit, not a miss
         try:
             result = _read_entry(entry, count)
         except FileNotFoundError:
@@ -174,6 +207,11 @@ class ResultCache:
                 shutil.rmtree(temp, ignore_errors=True)
         self.evict(keep=key)
         return True
+
+    def store_later(self, key: str, pictures: Sequence[bytes], credits_used: float | None = None) -> None:
+        """``store`` on the background thread; ``load`` of the same key waits for it."""
+        pictures = list(pictures)
+        _save_in_background(self._entry(key), lambda: self.store(key, pictures, credits_used))
 
     # -- size limit ----------------------------------------------------------
 
@@ -345,4 +383,4 @@ class BatchCache:
                 return
             del self._arrived[k]
             credits_used = self._credits.pop(k)
-        self.cache.store(self._keys[k], [arrived[i] for i in range(self._counts[k])], credits_used)
+        self.cache.store_later(self._keys[k], [arrived[i] for i in range(self._counts[k])], credits_used)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TEST_KEY, generate, generate_inputs
+from conftest import PACK_NAME, ROOT, TEST_KEY, generate, generate_inputs
 
 from api_client.standin import encode_picture, render_picture
 
@@ -23,11 +23,18 @@ def _expected(seed, index, width=512, height=512, prompt="a red fox in snow"):
     return torch.from_numpy(render_picture(seed, index, width, height, prompt).astype(np.float32) / 255.0)
 
 
+def _wait_for_saves() -> None:
+    """The node saves in the background; look at a folder once its saves are on disk."""
+    sys.modules[f"{PACK_NAME}.api_client.cache"].wait_for_pending_saves()
+
+
 def _cache_dir() -> Path:
+    _wait_for_saves()
     return Path(os.environ["FLUX2_LORA_CACHE_DIR"])
 
 
 def _entries(folder: Path | None = None) -> list[Path]:
+    _wait_for_saves()
     root = (folder or _cache_dir()) / "v1"
     return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
 

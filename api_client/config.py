@@ -82,6 +82,7 @@ def _read_key_file(path: Path) -> str | None:
 def resolve_api_key(
     environ: Mapping[str, str] | None = None,
     extra_key_files: Iterable[Path] = (),
+    hint: str = "",
 ) -> ApiKey:
     """Find the API key; the error for a missing key names every place looked."""
     env = os.environ if environ is None else environ
@@ -97,7 +98,7 @@ def resolve_api_key(
     looked = ", ".join([*(f"environment variable {n}" for n in KEY_ENV_VARS), *(f"file {p}" for p in files)])
     raise ConfigError(
         f"No AI/ML API key found. Looked in: {looked}. Set AIML_API_KEY before starting "
-        f"ComfyUI, or save the key alone in {default_key_file(env)} (chmod 600). "
+        f"ComfyUI, or save the key alone in {default_key_file(env)} (chmod 600). {hint}"
         "Get a key at https://aimlapi.com/app/keys."
     )
 

@@ -107,7 +107,9 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     from ..api_client.client import shared_client
 
     use_cache = check_bool("use_cache", use_cache)
-    client = shared_client(resolve_api_key(extra_key_files=comfy_key_files()), resolve_base_url())
+    key_files = comfy_key_files()
+    hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
+    client = shared_client(resolve_api_key(extra_key_files=key_files, hint=hint), resolve_base_url())
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)

@@ -80,3 +80,21 @@ def test_missing_key_stops_the_node_before_any_request(pack, api, standin, monke
     with pytest.raises(api.ConfigError, match="No AI/ML API key found"):
         generate(pack)
     assert standin.post_count == 0
+
+
+def test_missing_key_inside_comfyui_points_to_the_settings_panel(pack, api, standin, monkeypatch, tmp_path):
+    import sys
+    import types
+
+    from conftest import generate
+
+    folder_paths = types.ModuleType("folder_paths")
+    folder_paths.get_user_directory = lambda: str(tmp_path / "user")
+    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+    monkeypatch.delenv("AIML_API_KEY")
+    with pytest.raises(api.ConfigError) as caught:
+        generate(pack)
+    message = str(caught.value)
+    assert "Settings → Flux2 LoRA → AI/ML API key" in message
+    assert str(tmp_path / "user" / "flux2_lora" / "api_key") in message
+    assert standin.post_count == 0

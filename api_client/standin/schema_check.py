@@ -8,33 +8,17 @@ prompt, image URL forms) and a strictness rule the real API may not have
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-# Schema files live next to this package: api_client/schema/.
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
-MODEL_FILES: dict[str, str] = {
-    "blackforestlabs/flux-2-lora": "flux-2-lora.openapi.json",
-    "blackforestlabs/flux-2-lora-edit": "flux-2-lora-edit.openapi.json",
-}
-EDIT_MODELS = frozenset({"blackforestlabs/flux-2-lora-edit"})
+from ..limits import MODEL_EDIT, PRESET_PIXELS, SCHEMA_FILES, SEED_MAX, request_schema
 
-# Preset names -> (width, height).
-PRESET_SIZES: dict[str, tuple[int, int]] = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
-DEFAULT_IMAGE_SIZE = "landscape_4_3"
-DEFAULT_FORMAT = "png"
-MAX_SEED = 2**31 - 1
+# The stand-in answers exactly as the pack's limits describe the API: one source of truth.
+MODEL_FILES = SCHEMA_FILES
+EDIT_MODELS = frozenset({MODEL_EDIT})
+PRESET_SIZES = PRESET_PIXELS
 
 
 class RequestError(Exception):
@@ -64,15 +48,6 @@ class GenerationRequest:
     def is_edit(self) -> bool:
         """True for the image-editing model."""
         return self.model in EDIT_MODELS
-
-
-@functools.cache
-def request_schema(model: str) -> dict[str, Any]:
-    """Return the request-body schema for ``model`` (read once, then cached)."""
-    with open(SCHEMA_DIR / MODEL_FILES[model], encoding="utf-8") as fh:
-        doc = json.load(fh)
-    op = doc["paths"]["/v1/images/generations"]["post"]
-    return op["requestBody"]["content"]["application/json"]["schema"]
 
 
 def _join(path: str, key: str | int) -> str:
@@ -201,7 +176,7 @@ def check_request(body: Any) -> GenerationRequest:
     if not prompt.strip():
         raise RequestError("prompt", "must not be blank")
 
-    size = body.get("image_size", schema["properties"]["image_size"].get("default", DEFAULT_IMAGE_SIZE))
+    size = body.get("image_size", schema["properties"]["image_size"]["default"])
     if isinstance(size, str):
         width, height = PRESET_SIZES[size]
     else:
@@ -224,7 +199,7 @@ def check_request(body: Any) -> GenerationRequest:
     seed = body.get("seed")
     if seed is None:
         # Like the real service: no seed means a fresh random one.
-        seed = random.randint(1, MAX_SEED)
+        seed = random.randint(1, SEED_MAX)
     loras = body.get("loras")
     return GenerationRequest(
         model=model,
@@ -232,7 +207,7 @@ def check_request(body: Any) -> GenerationRequest:
         width=int(width),
         height=int(height),
         num_images=num,
-        output_format=body.get("output_format", DEFAULT_FORMAT),
+        output_format=body.get("output_format", schema["properties"]["output_format"]["default"]),
         seed=int(seed),
         loras=loras,
         image_urls=list(body.get("image_urls", [])),

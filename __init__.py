@@ -1,11 +1,13 @@
 """Flux2 LoRA for ComfyUI: FLUX.2 [dev] with your LoRAs on the AI/ML API, as ComfyUI nodes."""
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .nodes.budget_routes import register_budget_routes
 from .nodes.key_routes import register_key_routes
 
 WEB_DIRECTORY = "./web"
 
-# The only work at import time: inside ComfyUI, add the key route to its server (cheap; outside, a no-op).
+# The only work at import time: inside ComfyUI, add the key and budget routes to its server (cheap; outside, a no-op).
 register_key_routes()
+register_budget_routes()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

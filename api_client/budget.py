@@ -5,6 +5,9 @@ process runs. The budget comes from the frontend setting (``set_credit_budget``)
 if one was given, else from env ``FLUX2_LORA_CREDIT_BUDGET``; without either
 there is no limit, and the total is still kept for display. Pictures served
 from the result cache cost nothing and are always allowed.
+
+``budget_get_answer`` and ``budget_post_answer`` are the logic behind the pack's
+budget route (nodes/budget_routes.py), which the frontend setting calls.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from .errors import BudgetExceededError, ConfigError
+from .route_input import Answer, RouteInputError, parse_json_object
 
 BUDGET_ENV = "FLUX2_LORA_CREDIT_BUDGET"
 _NO_BUDGET_WORDS = {"", "none", "off"}
 
 
 def _credits_text(value: float) -> str:
-    return f"{value:,.6g} credit{'' if value == 1 else 's'}"
+    # "1,000,000 credits", "12.5 credits": grouped digits, never exponent notation.
+    number = f"{value:,.6f}".rstrip("0").rstrip(".")
+    return f"{number} credit{'' if value == 1 else 's'}"
 
 
 def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
@@ -50,10 +57,16 @@ class CreditBudget:
         with self._lock:
             return self._spent
 
+    @property
+    def setting(self) -> float | None:
+        """The budget from the frontend setting, or None when the environment decides."""
+        with self._lock:
+            return self._setting
+
     def set_limit(self, limit: float | None) -> None:
         """The frontend setting: a budget in credits, or None to fall back to the environment."""
         if limit is not None:
-            limit = parse_budget(str(limit), "the credit budget setting")
+            limit = parse_budget(str(limit), "The credit budget setting")
         with self._lock:
             self._setting = limit
 
@@ -111,3 +124,51 @@ def credit_budget() -> CreditBudget:
 def set_credit_budget(limit: float | None) -> None:
     """Set this process's budget in credits (the frontend setting); None returns to env FLUX2_LORA_CREDIT_BUDGET."""
     _process_budget.set_limit(limit)
+
+
+def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the budget setting shows: spent, the budget in force, what is left and where it comes from."""
+    spent = budget.spent
+    status: dict[str, Any] = {"spent": spent, "budget": None, "left": None, "source": None,
+                              "setting": budget.setting, "env_var": BUDGET_ENV, "message": ""}
+    try:
+        limit, source = budget.limit(environ)
+    except ConfigError as exc:
+        status["message"] = f"{exc} Every paid request stops with this error until it is fixed or a budget is set here."
+        return status
+    if limit is None:
+        status["message"] = (f"No credit budget; {_credits_text(spent)} spent since ComfyUI started. "
+                             f"Set one here or with {BUDGET_ENV}.")
+        return status
+    left = max(0.0, limit - spent)
+    status.update(budget=limit, left=left, source=source)
+    state = ("reached: further requests are refused until it is raised or ComfyUI restarts" if spent >= limit
+             else f"{_credits_text(left)} left")
+    status["message"] = f"Budget {_credits_text(limit)} (from {source}): {_credits_text(spent)} spent, {state}."
+    return status
+
+
+def budget_get_answer(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> Answer:
+    """The answer to GET: the budget's status. Reads only."""
+    return 200, budget_status(budget, environ)
+
+
+def budget_post_answer(body: bytes, content_type: str, budget: CreditBudget,
+                       environ: Mapping[str, str] | None = None) -> Answer:
+    """The answer to POST {"budget": credits or null}: set the frontend's budget, then report the status."""
+    example = '{"budget": 500000}, or {"budget": null} for none'
+    try:
+        data = parse_json_object(body, content_type, ("budget",), example, "the budget")
+        if "budget" not in data:
+            raise RouteInputError(f"The request body has no \"budget\"; send {example}.")
+        value = data["budget"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise RouteInputError(f'"budget" must be a number of credits, 0 or more, or null for no budget; '
+                                  f"got {type(value).__name__}.")
+        before = budget.setting
+        budget.set_limit(value)
+    except RouteInputError as exc:
+        return exc.status, {"error": str(exc), **budget_status(budget, environ)}
+    except ConfigError as exc:
+        return 400, {"error": str(exc), **budget_status(budget, environ)}
+    return 200, {**budget_status(budget, environ), "changed": budget.setting != before}

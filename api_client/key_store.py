@@ -10,7 +10,6 @@ where it is read from (environment variables still come first).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tempfile
@@ -20,23 +19,17 @@ from typing import Any
 
 from .config import KEY_ENV_VARS, resolve_api_key
 from .errors import ConfigError
+from .route_input import Answer, RouteInputError, parse_json_object
 
 KEY_MIN_CHARS = 16
 KEY_MAX_CHARS = 512
-MAX_BODY_BYTES = 4096
 # Characters seen in API keys and tokens (hex, base64, base64url, dashes and dots).
 _KEY_CHARS = re.compile(r"[A-Za-z0-9._~+/=:-]+")
 _LAST4_MIN_CHARS = 12  # a shorter key would be mostly given away by its last four characters
 
-Answer = tuple[int, dict[str, Any]]
 
-
-class KeyInputError(ValueError):
+class KeyInputError(RouteInputError):
     """The request to store a key was refused; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def check_new_key(value: Any) -> str:
@@ -124,20 +117,7 @@ def key_get_answer(path: Path, environ: Mapping[str, str] | None = None) -> Answ
 
 
 def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        # Also keeps plain cross-site form posts out: they cannot send this content type.
-        raise KeyInputError("Send the key as JSON (Content-Type: application/json).", 415)
-    if len(body) > MAX_BODY_BYTES:
-        raise KeyInputError(f"The request body is larger than {MAX_BODY_BYTES} bytes.", 413)
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise KeyInputError('The request body is not valid JSON; send {"key": "..."}.') from None
-    if not isinstance(data, dict):
-        raise KeyInputError('The request body must be a JSON object: {"key": "..."} or {"clear": true}.')
-    unknown = sorted(set(data) - {"key", "clear"})
-    if unknown:
-        raise KeyInputError(f"Unknown field(s) {', '.join(map(repr, unknown[:5]))}; send only \"key\" or \"clear\".")
+    data = parse_json_object(body, content_type, ("key", "clear"), '{"key": "..."} or {"clear": true}', "the key")
     if ("key" in data) == ("clear" in data):
         raise KeyInputError('Send either {"key": "..."} to save a key or {"clear": true} to remove it.')
     if "clear" in data and data["clear"] is not True:
@@ -154,7 +134,7 @@ def key_post_answer(body: bytes, content_type: str, path: Path,
             removed = delete_key(path)
             return 200, {**key_status(path, environ), "changed": removed}
         save_key(path, check_new_key(data["key"]))
-    except KeyInputError as exc:
+    except RouteInputError as exc:
         return exc.status, {"error": str(exc), **key_status(path, environ)}
     except OSError as exc:
         return 500, {"error": f"Could not save the key in {path.parent}: {exc.strerror}.",

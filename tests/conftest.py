@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,43 @@ def generate(pack, **overrides: Any) -> dict[str, Any]:
     return getattr(cls(), cls.FUNCTION)(**generate_inputs(**overrides))
 
 
+@pytest.fixture
+def comfy_routes(pack, monkeypatch, tmp_path):
+    """ComfyUI's web server as the pack sees it: a PromptServer with aiohttp routes and a user folder.
+
+    Returns the route table the pack's routes are added to; ``aiohttp_app(routes)`` serves it.
+    """
+    web = pytest.importorskip("aiohttp.web")
+    prompt_server = types.SimpleNamespace(routes=web.RouteTableDef())
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(instance=prompt_server)
+    folder_paths = types.ModuleType("folder_paths")
+    folder_paths.get_user_directory = lambda: str(tmp_path / "comfy-user")
+    monkeypatch.setitem(sys.modules, "server", server)
+    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+    return prompt_server.routes
+
+
+def aiohttp_app(routes: Any) -> Any:
+    """An aiohttp application serving ``routes``."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+def run_client(app: Any, steps: Any) -> Any:
+    """Serve ``app`` on 127.0.0.1 and return ``await steps(client)`` (an aiohttp TestClient)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def main():
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            return await steps(client)
+
+    return asyncio.run(main())
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on (bound, then closed)."""
     with socket.socket() as sock:
@@ -101,4 +140,5 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "closed_port", "generate", "generate_inputs", "run_node"]
+__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "aiohttp_app", "closed_port", "generate", "generate_inputs",
+           "run_client", "run_node"]

@@ -7,7 +7,7 @@ import sys
 import threading
 
 import pytest
-from conftest import PACK_NAME, generate
+from conftest import PACK_NAME, aiohttp_app, generate, run_client
 
 
 @pytest.fixture
@@ -103,3 +103,96 @@ def test_adding_from_many_threads_loses_nothing(budget):
     for thread in threads:
         thread.join()
     assert tracker.spent == 4000
+
+
+# --- the budget route behind the frontend setting: GET and POST /flux2_lora/budget ---
+
+ENV_BUDGET = {"FLUX2_LORA_CREDIT_BUDGET": "500000"}
+
+
+def post_budget(budget, tracker, data, content_type="application/json", environ=None):
+    body = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return budget.budget_post_answer(body, content_type, tracker, ENV_BUDGET if environ is None else environ)
+
+
+def test_setting_route_sets_the_budget_and_says_where_it_comes_from(budget):
+    tracker = budget.CreditBudget()
+    tracker.add(240_000)
+    status, answer = budget.budget_get_answer(tracker, ENV_BUDGET)
+    assert status == 200 and tracker.setting is None  # GET changes nothing
+    assert answer["budget"] == 500_000 and answer["left"] == 260_000 and answer["spent"] == 240_000
+    assert answer["source"] == "environment variable FLUX2_LORA_CREDIT_BUDGET"
+    status, answer = post_budget(budget, tracker, {"budget": 1_000_000})
+    assert status == 200 and answer["changed"] and answer["setting"] == 1_000_000
+    assert (answer["budget"], answer["left"]) == (1_000_000, 760_000)
+    assert answer["source"] == "the Flux2 LoRA credit budget setting"
+    assert answer["message"] == ("Budget 1,000,000 credits (from the Flux2 LoRA credit budget setting): "
+                                 "240,000 credits spent, 760,000 credits left.")
+    assert post_budget(budget, tracker, {"budget": 1_000_000})[1]["changed"] is False
+    status, answer = post_budget(budget, tracker, {"budget": None})  # an empty setting: the environment decides
+    assert status == 200 and answer["budget"] == 500_000 and answer["setting"] is None
+
+
+def test_setting_route_reports_no_budget_a_reached_one_and_a_bad_env_value(budget):
+    tracker = budget.CreditBudget()
+    tracker.add(120_000)
+    answer = budget.budget_status(tracker, {})
+    assert (answer["budget"], answer["left"], answer["source"]) == (None, None, None)
+    assert "No credit budget" in answer["message"] and "FLUX2_LORA_CREDIT_BUDGET" in answer["message"]
+    assert post_budget(budget, tracker, {"budget": 100_000})[1]["message"].endswith(
+        "120,000 credits spent, reached: further requests are refused until it is raised or ComfyUI restarts.")
+    tracker.set_limit(None)
+    answer = budget.budget_status(tracker, {"FLUX2_LORA_CREDIT_BUDGET": "ten"})
+    assert answer["budget"] is None and "FLUX2_LORA_CREDIT_BUDGET must be a number" in answer["message"]
+
+
+@pytest.mark.parametrize(("data", "content_type", "status", "says"), [
+    (b"500000", "text/plain", 415, "application/json"),
+    (b"{", "application/json", 400, "not valid JSON"),
+    ([500000], "application/json", 400, "JSON object"),
+    ({}, "application/json", 400, 'no "budget"'),
+    ({"budget": 5, "spent": 0}, "application/json", 400, "Unknown field"),
+    ({"budget": "500000"}, "application/json", 400, "got str"),
+    ({"budget": True}, "application/json", 400, "got bool"),
+    ({"budget": -5}, "application/json", 400, "0 or more"),
+    (b'{"budget": NaN}', "application/json", 400, "0 or more"),
+    (b'{"budget": Infinity}', "application/json", 400, "0 or more"),
+    (json.dumps({"budget": 1, "pad": "x" * 5000}).encode(), "application/json", 413, "larger than"),
+])
+def test_setting_route_refuses_bad_input_and_keeps_the_budget(budget, data, content_type, status, says):
+    tracker = budget.CreditBudget()
+    tracker.set_limit(700)
+    got, answer = post_budget(budget, tracker, data, content_type)
+    assert got == status and says in answer["error"]
+    assert tracker.setting == 700 and answer["budget"] == 700
+
+
+@pytest.fixture
+def budget_server(comfy_routes, budget):
+    routes = sys.modules[f"{PACK_NAME}.nodes.budget_routes"]
+    assert routes.register_budget_routes() is True
+    assert routes.register_budget_routes() is True  # a second import adds nothing
+    budget.set_credit_budget(None)
+    yield aiohttp_app(comfy_routes)
+    budget.set_credit_budget(None)
+
+
+def test_budget_route_sets_the_process_budget_over_http(budget_server, budget, monkeypatch):
+    monkeypatch.delenv("FLUX2_LORA_CREDIT_BUDGET", raising=False)
+
+    async def steps(client):
+        answers = [await client.get("/flux2_lora/budget"), await client.post("/flux2_lora/budget", json={"budget": 0}),
+                   await client.put("/flux2_lora/budget", json={"budget": 9}),
+                   await client.post("/flux2_lora/budget", data="budget=9")]
+        return [(r.status, r.headers.get("Cache-Control"), await r.text()) for r in answers]
+
+    (s1, cache, first), (s2, _, second), (s3, _, _), (s4, _, fourth) = run_client(budget_server, steps)
+    assert (s1, s2, s3, s4) == (200, 200, 405, 415) and cache == "no-store"
+    assert json.loads(first)["budget"] is None and json.loads(second)["budget"] == 0
+    assert "application/json" in json.loads(fourth)["error"]
+    assert budget.credit_budget().limit() == (0, "the Flux2 LoRA credit budget setting")
+
+
+def test_budget_route_is_not_registered_outside_comfyui(pack, monkeypatch):
+    monkeypatch.delitem(sys.modules, "server", raising=False)
+    assert sys.modules[f"{PACK_NAME}.nodes.budget_routes"].register_budget_routes() is False

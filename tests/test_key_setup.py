@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
 import sys
-import types
 
 import pytest
-from conftest import PACK_NAME
+from conftest import PACK_NAME, aiohttp_app, run_client
 
 NEW_KEY = "sk-ui-7c1e0b9a4d2f6e8a0c3b5d7f9a1e2c4d"
 ENV_KEY = "sk-env-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"
@@ -137,34 +135,14 @@ def test_route_is_not_registered_outside_comfyui(pack, monkeypatch):
 
 
 @pytest.fixture
-def comfy_server(pack, monkeypatch, tmp_path):
-    web = pytest.importorskip("aiohttp.web")
-    prompt_server = types.SimpleNamespace(routes=web.RouteTableDef())
-    server = types.ModuleType("server")
-    server.PromptServer = types.SimpleNamespace(instance=prompt_server)
-    folder_paths = types.ModuleType("folder_paths")
-    folder_paths.get_user_directory = lambda: str(tmp_path / "comfy-user")
-    monkeypatch.setitem(sys.modules, "server", server)
-    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+def comfy_server(comfy_routes, monkeypatch, tmp_path):
     for name in ("AIML_API_KEY", "AIMLAPI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     routes = sys.modules[f"{PACK_NAME}.nodes.key_routes"]
     assert routes.register_key_routes() is True
     assert routes.register_key_routes() is True  # a second import adds nothing
-    app = web.Application()
-    app.add_routes(prompt_server.routes)
-    return app
-
-
-def run_client(app, steps):
-    from aiohttp.test_utils import TestClient, TestServer
-
-    async def main():
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            return await steps(client)
-
-    return asyncio.run(main())
+    return aiohttp_app(comfy_routes)
 
 
 def test_route_saves_and_reports_the_key_over_http(comfy_server, tmp_path):

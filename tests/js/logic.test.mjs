@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import test from "node:test";
 
 import {
-  aspectRatio, CreditTally, creditLines, formatCredits, gcd, graphNodeId, keyStatusText, megapixels,
-  sizeForWidgets, sizeLabel, statusLine,
+  aspectRatio, budgetStatusText, budgetText, CreditTally, creditLines, formatCredits, gcd, graphNodeId, keyStatusText,
+  megapixels, parseBudgetSetting, sizeForWidgets, sizeLabel, statusLine,
 } from "../../web/js/logic.js";
 
 const PRESETS = { square_hd: [1024, 1024], landscape_16_9: [1024, 576], portrait_4_3: [768, 1024] };
@@ -43,7 +43,50 @@ test("credits: each run once, cached repeats not counted, unreported credits sho
   assert.equal(creditLines(unknown, tally.total)[0], "Last run: 1 picture, credits not reported");
   assert.equal(tally.total, 12.525);
   assert.equal(formatCredits(3), "3");
+  assert.equal(formatCredits(1_234_567.8904), "1,234,567.89");
   assert.equal(formatCredits(undefined), "not reported");
+});
+
+const MISS = { state: "miss", text: "not in the cache: sent to the API, saved for next time" };
+
+test("result cache: a hit shows 0 credits, other states say what happened", () => {
+  const tally = new CreditTally();
+  const hit = tally.record({ flux2_credits: [null], flux2_images: [2], flux2_run: ["h"],
+    flux2_cache: [{ state: "hit", text: "from cache, 0 credits" }] });
+  assert.deepEqual(creditLines(hit, tally.total), ["Last run: 2 pictures, from cache, 0 credits", "This session: 0 credits"]);
+  const miss = tally.record({ flux2_credits: [240000], flux2_images: [2], flux2_run: ["m"], flux2_cache: [MISS] });
+  assert.deepEqual(creditLines(miss, tally.total).slice(0, 2),
+    ["Last run: 2 pictures, 240,000 credits", "Not in the cache: sent to the API, saved for next time"]);
+  const partial = tally.record({ flux2_credits: [120000], flux2_images: [8], flux2_run: ["p"], flux2_cache: [
+    { state: "partial", text: "1 of 2 requests from cache (0 credits), 1 sent to the API" }] });
+  assert.equal(creditLines(partial, tally.total)[1], "1 of 2 requests from cache (0 credits), 1 sent to the API");
+});
+
+test("budget: the process total and budget stand next to the session total, from the latest run", () => {
+  const tally = new CreditTally();
+  const run = tally.record({ flux2_credits: [240000], flux2_images: [2], flux2_run: ["a"], flux2_cache: [MISS],
+    flux2_budget: [{ spent: 240000, budget: 1000000 }] });
+  assert.equal(creditLines(run, tally.total, tally.budget)[2],
+    "This session: 240,000 credits · ComfyUI total: 240,000 of 1,000,000 budget, 760,000 left");
+  tally.record({ flux2_credits: [240000], flux2_images: [2], flux2_run: ["a"], flux2_budget: [{ spent: 1, budget: 1 }] });
+  assert.deepEqual(tally.budget, { spent: 240000, budget: 1000000 }); // a repeated message is not newer
+  tally.setBudget({ spent: 240000, budget: null, message: "No credit budget" }); // the budget route's answer
+  assert.equal(budgetText(tally.budget), "ComfyUI total: 240,000, no budget");
+  assert.equal(budgetText({ spent: 1200, budget: 1000 }), "ComfyUI total: 1,200 of 1,000 budget, budget reached");
+  assert.equal(budgetText(null), "");
+});
+
+test("budget setting text becomes a number or null, and route answers read as one sentence", () => {
+  assert.deepEqual(parseBudgetSetting(""), { budget: null });
+  assert.deepEqual(parseBudgetSetting(" Off "), { budget: null });
+  assert.deepEqual(parseBudgetSetting("1,000,000"), { budget: 1000000 });
+  assert.deepEqual(parseBudgetSetting("0"), { budget: 0 });
+  assert.deepEqual(parseBudgetSetting("-5"), { budget: -5 }); // the server says why that is refused
+  assert.match(parseBudgetSetting("ten").error, /number of credits.*"ten"/);
+  assert.equal(budgetStatusText({ error: "The credit budget setting must be 0 or more", message: "x" }),
+    "Not changed: The credit budget setting must be 0 or more");
+  assert.equal(budgetStatusText({ message: "Budget 10 credits" }), "Budget 10 credits");
+  assert.match(budgetStatusText(null), /Could not reach/);
 });
 
 test("status line counts the seconds waited", () => {

@@ -1,16 +1,22 @@
-// Flux2 LoRA nodes in ComfyUI's canvas: credits after a run, the status while waiting,
-// and the Image Size node's resulting size and aspect ratio, live as its widgets change.
+// Flux2 LoRA nodes in ComfyUI's canvas: credits, cache state and budget after a run, the status
+// while waiting, and the Image Size node's resulting size and aspect ratio, live as its widgets
+// change. Also the credit budget setting (Settings → Flux2 LoRA), sent to POST /flux2_lora/budget.
 // Served as /extensions/<pack folder>/js/flux2_lora.js, hence three levels up to /scripts/.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { openKeyDialog } from "./key_setup.js";
-import { CreditTally, creditLines, graphNodeId, sizeForWidgets, sizeLabel, statusLine } from "./logic.js";
+import {
+  budgetStatusText, CreditTally, creditLines, graphNodeId, parseBudgetSetting, sizeForWidgets, sizeLabel, statusLine,
+} from "./logic.js";
+import { callPackRoute } from "./pack_route.js";
 
 const GENERATING_NODES = new Set(["Flux2LoraGenerate", "Flux2LoraEdit"]);
 const STATUS_EVENT = "flux2lora.status"; // sent by nodes/comfy_hooks.py (RunHooks.status)
 const LINE_HEIGHT = 16;
 const STATUS_COLOUR = "#f0c674";
 const INFO_COLOUR = "#9fd49f";
+const BUDGET_ROUTE = "/flux2_lora/budget";
+const BUDGET_TYPING_PAUSE_MS = 800; // a text setting changes on every key press
 
 const tally = new CreditTally(); // one total for the browser session, across all nodes
 const waiting = new Set();
@@ -63,12 +69,51 @@ function onStatus({ detail }) {
   node.setDirtyCanvas(true, false);
 }
 
+function toast(severity, detail) {
+  const toasts = app.extensionManager?.toast;
+  if (toasts?.add) toasts.add({ severity, summary: "Flux2 LoRA credit budget", detail, life: 6000 });
+  else if (severity === "error") console.warn(`Flux2 LoRA credit budget: ${detail}`);
+}
+
+// The server keeps the budget only in memory, so the stored setting is sent at start-up too:
+// the frontend calls onChange once when it registers the setting (oldValue undefined).
+let budgetTimer = null;
+function sendBudgetSetting(value, atStartUp) {
+  clearTimeout(budgetTimer);
+  budgetTimer = setTimeout(async () => {
+    const parsed = parseBudgetSetting(value);
+    if (parsed.error) return toast("error", parsed.error);
+    const answer = await callPackRoute(BUDGET_ROUTE, "POST", { budget: parsed.budget });
+    if (answer && !answer.error) {
+      tally.setBudget(answer);
+      app.graph?.setDirtyCanvas(true, false);
+    }
+    if (!answer || answer.error) toast("error", budgetStatusText(answer));
+    else if (!atStartUp) toast("success", budgetStatusText(answer));
+  }, atStartUp ? 0 : BUDGET_TYPING_PAUSE_MS);
+}
+
 function widgetValue(node, name) {
   return node.widgets?.find((widget) => widget.name === name)?.value;
 }
 
 app.registerExtension({
   name: "flux2lora.NodeDisplays",
+
+  settings: [
+    {
+      id: "Flux2LoRA.CreditBudget",
+      category: ["Flux2 LoRA", "AI/ML API", "Credit budget"],
+      name: "Credit budget (credits this ComfyUI process may spend)",
+      tooltip: "Once the Flux2 LoRA nodes have spent this many credits since ComfyUI started, further requests "
+        + "are refused before sending; results from the cache still run. Empty: FLUX2_LORA_CREDIT_BUDGET from "
+        + "ComfyUI's environment, or no budget.",
+      type: "text",
+      defaultValue: "",
+      attrs: { placeholder: "e.g. 1000000; empty: no budget" },
+      onChange: (value, oldValue) => sendBudgetSetting(value, oldValue === undefined),
+    },
+  ],
 
   setup() {
     api.addEventListener(STATUS_EVENT, onStatus);
@@ -83,7 +128,7 @@ app.registerExtension({
       chain(nodeType.prototype, "onDrawForeground", function (ctx) {
         const lines = [];
         if (this.flux2Status) lines.push(statusLine(this.flux2Status.text, this.flux2Status.since, Date.now()));
-        if (this.flux2Run) lines.push(...creditLines(this.flux2Run, tally.total));
+        if (this.flux2Run) lines.push(...creditLines(this.flux2Run, tally.total, tally.budget));
         drawLines(this, ctx, lines, this.flux2Status ? STATUS_COLOUR : INFO_COLOUR);
       });
       chain(nodeType.prototype, "onRemoved", function () {

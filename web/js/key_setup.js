@@ -3,24 +3,12 @@
 // saves it in ComfyUI's user folder; it is never stored in ComfyUI's settings or a workflow,
 // and the route only ever answers whether a key is set and its last four characters.
 import { app } from "../../../scripts/app.js";
-import { api } from "../../../scripts/api.js";
 import { keyStatusText } from "./logic.js";
+import { callPackRoute } from "./pack_route.js";
 
 const ROUTE = "/flux2_lora/key";
 
-async function callRoute(method, body) {
-  try {
-    const response = await api.fetchApi(ROUTE, {
-      method,
-      cache: "no-store",
-      headers: body ? { "Content-Type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return await response.json();
-  } catch {
-    return null;
-  }
-}
+const callRoute = (method, body) => callPackRoute(ROUTE, method, body);
 
 function element(tag, properties = {}, style = {}) {
   const node = Object.assign(document.createElement(tag), properties);

@@ -1,4 +1,4 @@
-// Pure logic of the Flux2 LoRA frontend extension: formatting, aspect ratio, credit totals.
+// Pure logic of the Flux2 LoRA frontend extension: formatting, aspect ratio, credit totals, budget.
 // No DOM and no ComfyUI imports, so Node's test runner checks it (tests/js/logic.test.mjs).
 
 /** Greatest common divisor of two positive integers. */
@@ -42,10 +42,10 @@ export function sizeLabel(size) {
     `${megapixels(size.width, size.height)} MP`;
 }
 
-/** Credits as people read them: "12", "0.025", "not reported". */
+/** Credits as people read them: "12", "0.025", "240,000", "not reported". */
 export function formatCredits(value) {
   if (typeof value !== "number" || !Number.isFinite(value)) return "not reported";
-  return String(Math.round(value * 1000) / 1000);
+  return (Math.round(value * 1000) / 1000).toLocaleString("en-US", { maximumFractionDigits: 3 });
 }
 
 function first(message, key) {
@@ -56,12 +56,14 @@ function first(message, key) {
 /**
  * Credits per run and for the whole browser session. Each run has its own id
  * (ui.flux2_run), so a cached result that ComfyUI shows again is not counted twice.
+ * ``budget`` is the server's latest {spent, budget}: the whole ComfyUI process, all nodes.
  */
 export class CreditTally {
   constructor() {
     this.total = 0;
     this.runs = 0;
     this.seen = new Set();
+    this.budget = null;
   }
 
   /** Record a node's executed message; returns what to show for that run. */
@@ -69,13 +71,22 @@ export class CreditTally {
     const runId = first(message, "flux2_run");
     const credits = first(message, "flux2_credits");
     const images = first(message, "flux2_images");
+    const cache = first(message, "flux2_cache");
     const repeated = runId !== undefined && this.seen.has(runId);
     if (!repeated) {
       if (runId !== undefined) this.seen.add(runId);
       this.runs += 1;
       if (typeof credits === "number" && Number.isFinite(credits)) this.total += credits;
+      this.setBudget(first(message, "flux2_budget"));
     }
-    return { credits: credits ?? null, images: images ?? null, repeated };
+    return { credits: credits ?? null, images: images ?? null, cache: cache ?? null, repeated };
+  }
+
+  /** Keep the server's {spent, budget} (from a run or the budget route's answer). */
+  setBudget(snapshot) {
+    if (snapshot && typeof snapshot.spent === "number") {
+      this.budget = { spent: snapshot.spent, budget: typeof snapshot.budget === "number" ? snapshot.budget : null };
+    }
   }
 }
 
@@ -83,14 +94,60 @@ function creditsText(value) {
   return typeof value === "number" && Number.isFinite(value) ? `${formatCredits(value)} credits` : "credits not reported";
 }
 
-/** The lines a generating node shows after a run. */
-export function creditLines(run, total) {
+/** "ComfyUI total: 240,000 of 1,000,000 budget, 760,000 left" from the server's {spent, budget}. */
+export function budgetText(snapshot) {
+  if (!snapshot) return "";
+  const spent = formatCredits(snapshot.spent);
+  if (snapshot.budget === null) return `ComfyUI total: ${spent}, no budget`;
+  const left = snapshot.budget - snapshot.spent;
+  const state = left > 0 ? `${formatCredits(left)} left` : "budget reached";
+  return `ComfyUI total: ${spent} of ${formatCredits(snapshot.budget)} budget, ${state}`;
+}
+
+function capitalised(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** The lines a generating node shows after a run; ``budget`` is the server's {spent, budget} or null. */
+export function creditLines(run, total, budget = null) {
   if (!run) return [];
   const pictures = run.images === null ? "" : `${run.images} picture${run.images === 1 ? "" : "s"}, `;
-  const last = run.repeated
-    ? "Last run: cached result, no new credits used"
-    : `Last run: ${pictures}${creditsText(run.credits)}`;
-  return [last, `This session: ${creditsText(total)}`];
+  const cacheText = typeof run.cache?.text === "string" ? run.cache.text : "";
+  const lines = [];
+  if (run.repeated) {
+    lines.push("Last run: cached result, no new credits used");
+  } else if (run.cache?.state === "hit") {
+    lines.push(`Last run: ${pictures}${cacheText}`); // "from cache, 0 credits"
+  } else {
+    lines.push(`Last run: ${pictures}${creditsText(run.credits)}`);
+    if (cacheText) lines.push(capitalised(cacheText));
+  }
+  const session = `This session: ${creditsText(total)}`;
+  lines.push(budget ? `${session} · ${budgetText(budget)}` : session);
+  return lines;
+}
+
+/**
+ * The credit budget setting's text as the budget route wants it: {budget: number|null}, or {error}.
+ * Empty, "none" or "off" mean no budget; thousands separators are allowed ("1,000,000").
+ * The server checks the range and answers with a clear error.
+ */
+export function parseBudgetSetting(text) {
+  const cleaned = String(text ?? "").trim().replace(/[,_\s]/g, "");
+  if (["", "none", "off"].includes(cleaned.toLowerCase())) return { budget: null };
+  const value = Number(cleaned);
+  if (!Number.isFinite(value)) {
+    return { error: `The credit budget must be a number of credits, 0 or more, or empty for none; got "${text}".` };
+  }
+  return { budget: value };
+}
+
+/** One sentence for the budget setting from the budget route's answer. */
+export function budgetStatusText(answer) {
+  if (!answer || typeof answer !== "object") {
+    return "Could not reach the Flux2 LoRA budget route; restart ComfyUI after installing the pack.";
+  }
+  return answer.error ? `Not changed: ${answer.error}` : String(answer.message ?? "");
 }
 
 /** The waiting status with the seconds waited: "Waiting for the AI/ML API... 12 s". */

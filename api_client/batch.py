@@ -65,6 +65,11 @@ def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageS
     return size
 
 
+def _count_credits(post: Future, budget: CreditBudget) -> None:
+    if not post.cancelled() and post.exception() is None:
+        budget.add(post.result().credits_used)
+
+
 def run_batch(
     client: ApiClient,
     requests: Sequence[GenerationRequest],
@@ -103,7 +108,12 @@ def run_batch(
     finished = False
     try:
         for k in to_send:
-            pending[executor.submit(client.generate, bodies[k], cancel)] = ("post", k)
+            post = executor.submit(client.generate, bodies[k], cancel)
+            if budget is not None:
+                # Counted whenever the answer arrives, even after a Cancel or another request's
+                # failure ended the batch: a request the API answered was billed either way.
+                post.add_done_callback(lambda done: _count_credits(done, budget))
+            pending[post] = ("post", k)
         for k, hit in enumerate(stored.hits if stored is not None else ()):
             if hit is not None:
                 result.add_credits(0.0)
@@ -124,8 +134,6 @@ def run_batch(
                 if kind == "post":
                     response: GenerationResponse = future.result()
                     result.add_credits(response.credits_used)
-                    if budget is not None:
-                        budget.add(response.credits_used)
                     if stored is not None:
                         stored.answered(k, response.credits_used, len(response.images))
                     # More pictures than asked for are ignored; fewer leave gaps the caller closes.

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
 
 from .config import ApiKey, check_url_scheme, resolve_ca_bundle
 from .errors import (
@@ -32,6 +33,7 @@ from .errors import (
     Cancelled,
     ConfigError,
     DownloadError,
+    Flux2Error,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -39,13 +41,22 @@ from .errors import (
     redact,
     redacted_headers,
 )
-from .retry import DOWNLOAD_RETRY_STATUSES, RETRY_STATUSES, RetryPolicy, parse_retry_after, sleep_or_cancel
+from .retry import (
+    DOWNLOAD_RETRY_STATUSES,
+    REFUSED_STATUSES,
+    RETRY_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+    sleep_or_cancel,
+)
 
 log = logging.getLogger("flux2_lora")
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 180.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+# The generation answer: room for 4 base64 pictures at the download cap.
+MAX_ANSWER_BYTES = 6 * DEFAULT_MAX_DOWNLOAD_BYTES
 DOWNLOAD_DEADLINE = 300.0
 _CHUNK = 256 * 1024
 _MAX_REDIRECTS = 5
@@ -193,7 +204,16 @@ def _was_sent(exc: Exception) -> bool:
     was dropped before any response counts as not processed, per the retry
     policy; a read timeout does not, since the server may still be working.
     """
-    return isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError))
+    return isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError,
+                            requests.exceptions.ContentDecodingError))
+
+
+def _never_connected(exc: Exception) -> bool:
+    """Whether the POST failed before a connection to the API existed, so nothing was sent."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError,
+                        requests.exceptions.SSLError)):
+        return True
+    return any(isinstance(c, NewConnectionError) for c in _causes(exc))
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -218,7 +238,7 @@ class _BearerAuth(requests.auth.AuthBase):
 class _PostFailure:
     """A POST that got no usable HTTP answer; holds our error, never the requests exception."""
 
-    error: APIConnectionError
+    error: Flux2Error
     retryable: bool
     reason: str
 
@@ -237,6 +257,7 @@ class ApiClient:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         download_deadline: float = DOWNLOAD_DEADLINE,
         ca_bundle: str | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key, "the key given to ApiClient")
         check_url_scheme(base_url, "the base URL")
@@ -246,6 +267,7 @@ class ApiClient:
         self.retry = retry or RetryPolicy()
         self.max_download_bytes = max_download_bytes
         self.download_deadline = download_deadline
+        self.max_answer_bytes = max_answer_bytes
         self._auth = _BearerAuth(self.key)
         self.session = requests.Session()
         # Proxies come from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (requests' trust_env, on by default).
@@ -298,7 +320,12 @@ class ApiClient:
                     raise parsed  # raised here, so no frame of the traceback holds the body
                 return parsed
             note = ""
-            if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
+            took = time.monotonic() - started
+            late = response.status_code not in REFUSED_STATUSES and took > self.retry.retry_window
+            if response.status_code in RETRY_STATUSES and late:
+                note = (f" It came {took:.0f} s after sending, so the API may have processed and billed the "
+                        "request; it was not sent again.")
+            elif response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
                 wait = self._wait_for(response, retry_number)
                 if wait is not None:
                     log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, wait)
@@ -315,9 +342,14 @@ class ApiClient:
 
     def _post_once(self, url: str, body: dict[str, Any]) -> requests.Response | _PostFailure:
         """One POST: the response, or what went wrong (the requests exception stays in here)."""
+        started = time.monotonic()
         try:
-            return self.session.post(url, json=body, auth=self._auth, allow_redirects=False,
-                                     timeout=(self.connect_timeout, self.read_timeout))
+            response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
+                                         timeout=(self.connect_timeout, self.read_timeout))
+            too_big = _load_capped_answer(response, self.max_answer_bytes)
+            if too_big:
+                return _PostFailure(APIResponseError(too_big), retryable=False, reason="answer too large")
+            return response
         except requests.exceptions.ReadTimeout:
             return _PostFailure(APITimeoutError(
                 f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
@@ -329,9 +361,21 @@ class ApiClient:
             if _was_sent(exc):
                 error = APIConnectionError(f"{error} The answer broke off midway; the request may have been "
                                            "processed and billed, so it was not sent again.")
+            elapsed = time.monotonic() - started
+            dropped_late = not _never_connected(exc) and elapsed > self.retry.retry_window
+            if dropped_late:
+                error = APIConnectionError(
+                    f"{error} The connection dropped {elapsed:.0f} s after the request was sent; the API may "
+                    "have processed and billed it, so it was not sent again. Check your usage before re-running.")
             # A failed certificate check will not pass a second later: no retry.
-            retryable = not _was_sent(exc) and not isinstance(exc, requests.exceptions.SSLError)
+            retryable = not (_was_sent(exc) or dropped_late or isinstance(exc, requests.exceptions.SSLError))
             return _PostFailure(error, retryable=retryable, reason=type(exc).__name__)
+        except (ValueError, UnicodeError):
+            # http.client refuses a header value with a line break or non-Latin-1 character; its
+            # message would quote the key, so none of it is kept.
+            return _PostFailure(ConfigError(
+                f"The API key from {self.key.source} contains characters a key cannot have (spaces, line "
+                "breaks or non-ASCII). Set it again, holding only the key."), retryable=False, reason="bad key")
 
     def _asked_wait(self, response: requests.Response) -> float:
         return parse_retry_after(response.headers.get("Retry-After")) or 0.0
@@ -466,6 +510,29 @@ class ApiClient:
         if expected is not None and size != expected and not response.headers.get("Content-Encoding"):
             raise _RetryableDownload(f"got {size} of {expected} bytes")
         return b"".join(chunks)
+
+
+def _load_capped_answer(response: requests.Response, cap: int) -> str | None:
+    """Read the generation answer into ``response.content``, or say why it was too large to read.
+
+    The answer is streamed so that a broken proxy or hostile server cannot fill
+    memory: past ``cap`` bytes it is abandoned (base64 pictures fit well within the default).
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        response.close()
+        return (f"The AI/ML API's answer is {int(declared):,} bytes, above the {cap:,} this pack reads; "
+                "not read. The request may have been billed.")
+    data = bytearray()
+    for chunk in response.iter_content(_CHUNK):
+        data += chunk
+        if len(data) > cap:
+            response.close()
+            return (f"The AI/ML API's answer is larger than the {cap:,} bytes this pack reads; "
+                    "abandoned. The request may have been billed.")
+    # requests keeps a streamed body here once read; every later .content/.json() uses it.
+    response._content = bytes(data)
+    return None
 
 
 def _pieces(response: requests.Response) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,6 +80,21 @@ def _read_key_file(path: Path) -> str | None:
     return key or None
 
 
+# Keys are printable ASCII without spaces; anything else would be refused by http.client
+# in a message that quotes the whole header, key included.
+_KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")
+
+
+def _checked_key(value: str, source: str) -> ApiKey:
+    """``value`` as an ApiKey, or an error naming ``source`` (never the value)."""
+    if not _KEY_CHARS.match(value):
+        raise ConfigError(
+            f"The API key from {source} contains spaces, line breaks or non-ASCII characters, which "
+            "a key never has. Set it again, holding only the key."
+        )
+    return ApiKey(value, source)
+
+
 def resolve_api_key(
     environ: Mapping[str, str] | None = None,
     extra_key_files: Iterable[Path] = (),
@@ -89,12 +105,12 @@ def resolve_api_key(
     for name in KEY_ENV_VARS:
         value = env.get(name, "").strip()
         if value:
-            return ApiKey(value, f"environment variable {name}")
+            return _checked_key(value, f"environment variable {name}")
     files = [*extra_key_files, default_key_file(env)]
     for path in files:
         value = _read_key_file(Path(path))
         if value:
-            return ApiKey(value, f"key file {path}")
+            return _checked_key(value, f"key file {path}")
     looked = ", ".join([*(f"environment variable {n}" for n in KEY_ENV_VARS), *(f"file {p}" for p in files)])
     raise ConfigError(
         f"No AI/ML API key found. Looked in: {looked}. Set AIML_API_KEY before starting "

@@ -12,6 +12,8 @@ from .errors import Cancelled
 
 # Statuses that mean "not processed, try again later" for the generation POST.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Of those, the ones that say so whenever they come; the others only soon after sending.
+REFUSED_STATUSES = frozenset({429, 503})
 # A CDN may briefly answer 404 for a picture that was just written; GET is safe to repeat.
 DOWNLOAD_RETRY_STATUSES = RETRY_STATUSES | {404, 408}
 
@@ -24,12 +26,19 @@ class RetryPolicy:
     fraction of ``base_delay * 2**n`` capped at ``max_delay``, or the server's
     Retry-After when it gives one. A Retry-After above ``max_retry_after`` is not
     waited for: the error is raised at once, saying how long the server asked for.
+
+    ``retry_window``: a dropped connection, 500, 502 or 504 is only retried when it
+    came within this many seconds of sending. Later, the API may have been
+    generating (and billing) when the connection or a gateway gave up, so the
+    request is not sent again. 429 and 503 say the request was refused, and a
+    connection that was never made sent nothing: those are retried at any time.
     """
 
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
+    retry_window: float = 10.0
 
     def backoff(self, retry_number: int) -> float:
         """Jittered exponential wait before retry ``retry_number`` (0-based)."""

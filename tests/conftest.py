@@ -67,6 +67,9 @@ def standin(_server, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
+    # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
+    monkeypatch.delenv("no_proxy", raising=False)
     yield _server
     _server.reset()
     _reset_credit_budget()

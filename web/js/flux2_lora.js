@@ -79,6 +79,9 @@ function toast(severity, detail) {
 // the frontend calls onChange once when it registers the setting (oldValue undefined).
 let budgetTimer = null;
 function sendBudgetSetting(value, atStartUp) {
+  // An empty setting at start-up says nothing: a page opened in another browser must not
+  // clear a budget someone set. Only a user emptying the field clears it.
+  if (atStartUp && !String(value ?? "").trim()) return;
   clearTimeout(budgetTimer);
   budgetTimer = setTimeout(async () => {
     const parsed = parseBudgetSetting(value);

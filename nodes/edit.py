@@ -53,7 +53,9 @@ class Flux2LoraEdit:
 
     def edit(self, image: Any, image_2: Any = None, image_3: Any = None, use_cache: bool = True,
              unique_id: str | None = None, **settings: Any) -> dict[str, Any]:
-        # The settings are Generate's, checked by the same build_requests.
+        # The settings are Generate's, checked by the same build_requests: first on their own, so
+        # a bad setting is reported before any picture is encoded, then with the pictures.
+        build_requests(**settings)
         pictures = encode_edit_inputs({"image": image, "image_2": image_2, "image_3": image_3},
                                       RunHooks(unique_id).check_cancel)
         requests = build_requests(**settings, model=MODEL_EDIT, image_urls=[p.data_uri for p in pictures])

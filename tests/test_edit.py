@@ -249,3 +249,10 @@ def test_example_workflow_wires_load_image_and_adapter_into_edit_and_save(pack, 
     settings = dict(zip(widgets, values, strict=True))
     images, _ = edit(pack, as_image(picture(1)), **settings)["result"]  # the saved values are valid inputs
     assert images.shape == (1, 64, 96, 3) and standin.post_bodies[0]["prompt"] == settings["prompt"]
+
+
+def test_a_bad_setting_is_reported_before_any_picture_is_encoded(pack, api, standin):
+    # A malformed picture would be refused while encoding; the bad seed is found first.
+    with pytest.raises(api.InputError, match="seed: must be a whole number"):
+        edit(pack, None, seed=0)
+    assert standin.post_count == 0

@@ -65,6 +65,21 @@ def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageS
     return size
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+# Room for several runs at once, and for POSTs a Cancel left running (each ends by its timeout).
+_POOL_THREADS = 64
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """One pool for every run: its threads are started once, not for each run (a few ms each time)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="flux2-lora")
+        return _pool
+
+
 def _count_credits(post: Future, budget: CreditBudget) -> None:
     if not post.cancelled() and post.exception() is None:
         budget.add(post.result().credits_used)
@@ -103,7 +118,7 @@ def run_batch(
     steps = 0
     cancel = threading.Event()
     decode_slots = threading.Semaphore(max(1, os.cpu_count() or 1))
-    executor = ThreadPoolExecutor(max_workers=len(requests) + result.requested, thread_name_prefix="flux2-lora")
+    executor = _shared_pool()
     pending: dict[Future, tuple[str, int]] = {}
     finished = False
     try:
@@ -153,7 +168,10 @@ def run_batch(
         finished = True
     finally:
         if not finished:
+            # Work not started is dropped; work in flight sees ``cancel`` and stops at its next check
+            # (a POST already sent runs out on its own thread; its credits are still counted).
             cancel.set()
-        executor.shutdown(wait=finished, cancel_futures=not finished)
+            for future in pending:
+                future.cancel()
     result.filled.sort()
     return result

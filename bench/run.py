@@ -76,6 +76,11 @@ def timed(run: Callable[[], object], prepare: Callable[[], object] | None = None
     return elapsed
 
 
+def finish_saves(pack: types.ModuleType) -> None:
+    """New results are saved in the background; let them land before a temporary cache folder goes."""
+    sys.modules[f"{pack.__name__}.api_client.cache"].wait_for_pending_saves()
+
+
 def child(kind: str, *args: str) -> dict:
     """Run this script in a fresh Python process for one measurement; returns its JSON report."""
     done = subprocess.run([sys.executable, str(HERE), "--child", kind, *args], capture_output=True, text=True,
@@ -285,6 +290,7 @@ def child_memory(root_url: str, *urls: str) -> dict:
         before = _status_kib("VmRSS")
         images, _ = generate(pack, len(urls), CONVERSION_SIDE, CONVERSION_SIDE)
         peak = _status_kib("VmHWM") - before
+        finish_saves(pack)
     return {"peak_bytes": peak, "tensor_bytes": images.numel() * images.element_size()}
 
 
@@ -334,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             figures.extend(measure_batch(pack, standin, repeats))
         if "cancel" in only:
             figures.append(measure_cancel(pack, standin, repeats))
+        finish_saves(pack)
     print(f"\n{repeats} runs per figure ({3 * repeats} for the conversion); medians\n")
     print("| figure | measured | goal | pass |")
     print("| --- | --- | --- | --- |")

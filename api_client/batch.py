@@ -37,7 +37,6 @@ class BatchResult:
     requested: int
     filled: list[int] = field(default_factory=list)
     image_urls: list[str | None] = field(default_factory=list)
-    sizes: list[tuple[int, int]] = field(default_factory=list)
     credits_used: float | None = None
     requests_sent: int = 0
     requests_cached: int = 0
@@ -47,22 +46,19 @@ class BatchResult:
             self.credits_used = (self.credits_used or 0.0) + value
 
 
-def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> tuple[int, int]:
+def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> None:
     # Bound concurrent decodes to the cores so peak memory stays near the output size.
     with decode_slots:
-        picture = load_image(data)
-        sink.write(index, picture)
-    return picture.width, picture.height
+        sink.write(index, load_image(data))
 
 
 def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,
                       cancel: threading.Event, decode_slots: threading.Semaphore,
-                      stored: BatchCache | None = None) -> tuple[int, int]:
+                      stored: BatchCache | None = None) -> None:
     data = client.fetch_image(ref, cancel)
-    size = _decode_into(data, index, sink, decode_slots)
+    _decode_into(data, index, sink, decode_slots)
     if stored is not None:
         stored.picture(index, data)
-    return size
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -113,7 +109,6 @@ def run_batch(
     offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
     result = BatchResult(requested=sum(r.num_images for r in requests))
     result.image_urls = [None] * result.requested
-    result.sizes = [(0, 0)] * result.requested
     total_steps = len(requests) + result.requested
     steps = 0
     cancel = threading.Event()
@@ -160,7 +155,7 @@ def run_batch(
                         pending[job] = ("image", index)
                     steps += 1 + requests[k].num_images - min(len(response.images), requests[k].num_images)
                 else:
-                    result.sizes[k] = future.result()
+                    future.result()  # re-raises a failed download or decode
                     result.filled.append(k)
                     steps += 1
                 if on_progress:

@@ -13,7 +13,6 @@ Only stdlib, numpy and Pillow are used, and nothing runs at import time.
 """
 
 from .pictures import credits_for, encode_picture, render_picture
-from .schema_check import PRESET_SIZES
 from .server import StandInServer
 
-__all__ = ["PRESET_SIZES", "StandInServer", "credits_for", "encode_picture", "render_picture"]
+__all__ = ["StandInServer", "credits_for", "encode_picture", "render_picture"]

@@ -13,12 +13,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..limits import MODEL_EDIT, PRESET_PIXELS, SCHEMA_FILES, SEED_MAX, request_schema
-
 # The stand-in answers exactly as the pack's limits describe the API: one source of truth.
-MODEL_FILES = SCHEMA_FILES
-EDIT_MODELS = frozenset({MODEL_EDIT})
-PRESET_SIZES = PRESET_PIXELS
+from ..limits import MODEL_EDIT, PRESET_PIXELS, SCHEMA_FILES, SEED_MAX, request_schema
 
 
 class RequestError(Exception):
@@ -47,7 +43,7 @@ class GenerationRequest:
     @property
     def is_edit(self) -> bool:
         """True for the image-editing model."""
-        return self.model in EDIT_MODELS
+        return self.model == MODEL_EDIT
 
 
 def _join(path: str, key: str | int) -> str:
@@ -166,8 +162,8 @@ def check_request(body: Any) -> GenerationRequest:
     model = body.get("model")
     if "model" not in body:
         raise RequestError("model", "is required")
-    if model not in MODEL_FILES:
-        known = ", ".join(sorted(MODEL_FILES))
+    if model not in SCHEMA_FILES:
+        known = ", ".join(sorted(SCHEMA_FILES))
         raise RequestError("model", f"unknown model {json.dumps(model)[:80]} (the stand-in serves: {known})")
     schema = request_schema(model)
     validate(body, schema)
@@ -178,7 +174,7 @@ def check_request(body: Any) -> GenerationRequest:
 
     size = body.get("image_size", schema["properties"]["image_size"]["default"])
     if isinstance(size, str):
-        width, height = PRESET_SIZES[size]
+        width, height = PRESET_PIXELS[size]
     else:
         size_props = schema["properties"]["image_size"]["anyOf"][0]["properties"]
         width = size.get("width", size_props["width"].get("default", 1024))

@@ -9,6 +9,7 @@ then ``SSL_CERT_FILE``, then certifi's bundle.
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import os
 import re
@@ -76,8 +77,23 @@ def _read_key_file(path: Path) -> str | None:
                 f"The key file {path} can be read or changed by other users. "
                 f"Run: chmod 600 '{path}'"
             )
-    key = path.read_text(encoding="utf-8").strip()
+    key = _decoded_key_text(path.read_bytes(), path).strip()
     return key or None
+
+
+def _decoded_key_text(data: bytes, path: Path) -> str:
+    """The text of a key file: UTF-8 with or without a BOM, or UTF-16 with a BOM (PowerShell's ``>``)."""
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Raised without the decode error: its message quotes the file's bytes.
+        raise ConfigError(
+            f"The key file {path} is not UTF-8 text (nor UTF-16 with a byte order mark). Save the key "
+            "alone in it as UTF-8, e.g. in PowerShell: Set-Content -Encoding utf8 -NoNewline, "
+            "or paste it in ComfyUI's settings."
+        ) from None
 
 
 # Keys are printable ASCII without spaces; anything else would be refused by http.client

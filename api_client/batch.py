@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .budget import CreditBudget
 from .cache import BatchCache, ResultCache
-from .client import ApiClient, GenerationResponse, ImageRef
+from .client import ApiClient, GenerationResponse, ImageRef, LazyClient
 from .decode import DecodedImage, load_image
 from .request import GenerationRequest
 
@@ -82,7 +82,7 @@ def _count_credits(post: Future, budget: CreditBudget) -> None:
 
 
 def run_batch(
-    client: ApiClient,
+    client: ApiClient | LazyClient,
     requests: Sequence[GenerationRequest],
     sink: ImageSink,
     *,
@@ -100,10 +100,13 @@ def run_batch(
     Requests found in ``cache`` are decoded from it without being sent (0
     credits); the others are saved to it once complete. ``budget`` refuses the
     batch before anything is sent if it has been used up, and counts the credits.
+    A ``LazyClient`` is made into a client (the key looked up) only if a request must be sent.
     """
     bodies = [request.to_body() for request in requests]
     stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
     to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
+    if isinstance(client, LazyClient) and to_send:
+        client = client.get()
     if budget is not None and to_send:
         budget.check(len(to_send))
     offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]

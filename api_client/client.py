@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -569,6 +570,23 @@ def _credits(payload: dict[str, Any]) -> float | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
+
+
+class LazyClient:
+    """The shared client for ``base_url``, made (and the key looked up) only once something must be sent.
+
+    A run answered wholly from the result cache sends nothing, so it needs no key.
+    """
+
+    def __init__(self, base_url: str, find_key: Callable[[], ApiKey]) -> None:
+        self.base_url = base_url
+        self._find_key = find_key
+
+    def get(self) -> ApiClient:
+        return shared_client(self._find_key(), self.base_url)
+
+    def __repr__(self) -> str:
+        return f"LazyClient(base_url={self.base_url!r})"
 
 
 _clients: dict[tuple[str, ApiKey, str], ApiClient] = {}

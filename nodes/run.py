@@ -104,12 +104,13 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
-    from ..api_client.client import shared_client
+    from ..api_client.client import LazyClient
 
     use_cache = check_bool("use_cache", use_cache)
     key_files = comfy_key_files()
     hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
-    client = shared_client(resolve_api_key(extra_key_files=key_files, hint=hint), resolve_base_url())
+    # The key is looked up only if a request must be sent: a run answered from the cache needs none.
+    client = LazyClient(resolve_base_url(), lambda: resolve_api_key(extra_key_files=key_files, hint=hint))
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)

@@ -40,9 +40,12 @@ class BatchResult:
     credits_used: float | None = None
     requests_sent: int = 0
     requests_cached: int = 0
+    credits_unknown: int = 0  # requests answered without a valid cost: the total leaves them out
 
     def add_credits(self, value: float | None) -> None:
-        if value is not None:
+        if value is None:
+            self.credits_unknown += 1
+        else:
             self.credits_used = (self.credits_used or 0.0) + value
 
 

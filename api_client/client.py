@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import os
 import socket
 import threading
@@ -560,16 +561,36 @@ class _RetryableDownload(Exception):
 
 
 def _credits(payload: dict[str, Any]) -> float | None:
-    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported it."""
+    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported a valid amount.
+
+    Only a finite number of 0 or more counts (a numeric string too). Anything else is logged
+    and returned as None, unknown: never 0, never a refund, never a NaN in the totals.
+    """
     meta = payload.get("meta")
     usage = meta.get("usage") if isinstance(meta, dict) else None
     if not isinstance(usage, dict):
         return None
     for name in ("credits_used", "tokens_used"):
-        value = usage.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if name in usage and usage[name] is not None:
+            amount = parse_credits(usage[name])
+            if amount is None:
+                log.warning("the API reported meta.usage.%s = %.60r, not a number of credits of 0 or more; "
+                            "counted as unknown", name, usage[name])
+            return amount
     return None
+
+
+def parse_credits(value: Any) -> float | None:
+    """``value`` as a finite amount of credits, 0 or more, or None (a numeric string is parsed; bools are not)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    amount = float(value)
+    return amount if math.isfinite(amount) and amount >= 0 else None
 
 
 class LazyClient:

@@ -144,6 +144,13 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
         "cache_note": cache_note,
         "image_urls": [result.image_urls[i] for i in result.filled],
     }
+    if result.credits_unknown:
+        # Unknown is not free: no total is shown as if it were complete.
+        info["credits_used"] = None
+        info["credits_reported"] = result.credits_used
+        sent = result.requests_sent
+        info["credits_note"] = (f"the API did not report a valid cost for {result.credits_unknown} of {sent} "
+                                f"request{'s' if sent > 1 else ''}; check your usage at https://aimlapi.com/app")
     if (width, height) != first.expected_pixels:
         asked = first.expected_pixels
         info["size_note"] = f"asked for {asked[0]}x{asked[1]}, the API returned {width}x{height}"

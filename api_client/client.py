@@ -61,6 +61,8 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_ANSWER_BYTES = 6 * DEFAULT_MAX_DOWNLOAD_BYTES
 DOWNLOAD_DEADLINE = 300.0
 _CHUNK = 256 * 1024
+# MIME wraps base64 in lines of 76 characters (RFC 2045); tools add a final newline.
+_B64_WHITESPACE = str.maketrans("", "", " \t\r\n\f\v")
 _MAX_REDIRECTS = 5
 USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
 
@@ -430,10 +432,20 @@ class ApiClient:
         return self.download(ref.url, cancel)
 
     def _decode_b64(self, text: str) -> bytes:
+        """Base64 as standard decoders take it: line breaks and spaces anywhere, ``=`` padding optional.
+
+        Anything else outside the alphabet is refused. The size is checked before decoding.
+        """
         if text.startswith("data:"):
             text = text.partition(",")[2]
+        too_big = DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+        if len(text) * 3 // 4 > self.max_download_bytes * 1.05 + 1024:  # before copying: whitespace adds ~3 %
+            raise too_big
+        text = text.translate(_B64_WHITESPACE)
         if len(text) * 3 // 4 > self.max_download_bytes:
-            raise DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+            raise too_big
+        if not text.endswith("="):
+            text += "=" * (-len(text) % 4)  # the padding some encoders leave out
         try:
             return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):

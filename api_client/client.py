@@ -475,7 +475,7 @@ class ApiClient:
 
     def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
-            refused = _refused_picture_url(url)
+            refused = _refused_picture_url(url, self.key.value)
             if refused:
                 raise DownloadError(refused)
             # A stalled server is cut off at the deadline, not only after a minute of silence.
@@ -489,7 +489,12 @@ class ApiClient:
                 log.debug("GET %s -> %d; sent headers %s", redact(url)[:200], response.status_code,
                           redacted_headers(response.request.headers))
                 if response.is_redirect:
-                    url = urljoin(url, response.headers.get("Location", ""))
+                    location = response.headers.get("Location", "")
+                    # Checked as sent too: joining could hide what makes parsers disagree.
+                    refused = _refused_picture_url(location, self.key.value) if "://" in location else None
+                    if refused:
+                        raise DownloadError(refused.replace("the picture URL", "a redirect to", 1))
+                    url = urljoin(url, location)
                     continue
                 status = response.status_code
                 if status in DOWNLOAD_RETRY_STATUSES:
@@ -557,10 +562,10 @@ def _pieces(response: requests.Response) -> Any:
     return iter(lambda: read1(_CHUNK, decode_content=True), b"")
 
 
-def _refused_picture_url(url: str) -> str | None:
-    """Why a picture URL is not fetched (not https, or http off loopback), or None if it is fine."""
+def _refused_picture_url(url: str, *secrets: str) -> str | None:
+    """Why a picture URL is not fetched (not https, http off loopback, read differently by parsers), or None."""
     try:
-        check_url_scheme(url, "the picture URL")
+        check_url_scheme(url, "the picture URL", *secrets)
     except ConfigError as exc:
         return str(exc)
     return None

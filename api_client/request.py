@@ -15,10 +15,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from .config import is_loopback_host
-from .errors import InputError
+from .config import is_loopback_host, url_host
+from .errors import InputError, shown_url
 from .limits import (
     LIMITS,
     MODEL_EDIT,
@@ -185,11 +184,16 @@ def check_lora_path(value: Any, name: str = "path") -> str:
         raise _fail(name, rule, value, "Connect a STRING.")
     path = value.strip()
     if "://" in path:
-        parts = urlsplit(path)
-        if parts.scheme != "https" or not parts.hostname or len(path) > _MAX_URL_CHARS:
-            raise _fail(name, rule, path, "Plain http and other schemes are not accepted.")
-        if parts.username or parts.password:
-            raise _fail(name, rule, "(a URL with a user name or password)", "Remove the credentials from the URL.")
+        shown = shown_url(path, limit=120)  # never the user name or password, whatever else is wrong
+        if len(path) > _MAX_URL_CHARS:
+            raise _fail(name, f"{rule}, at most {_MAX_URL_CHARS} characters", shown, f"It has {len(path)}.")
+        try:
+            scheme, host = url_host(path)
+        except ValueError as exc:
+            hint = "Remove the credentials from the URL." if "credentials" in str(exc) else "Copy the URL again."
+            raise _fail(name, rule, shown, f"Refused because {exc}. {hint}") from None
+        if scheme != "https" or not host:
+            raise _fail(name, rule, shown, "Plain http and other schemes are not accepted.")
         return path
     if not _HF_PATH.match(path) or ".." in path.split("/"):
         raise _fail(name, rule, path, "Example: someone/flux2-style-lora")
@@ -246,9 +250,12 @@ def _is_image_url(url: str) -> bool:
         comma = url.find(",", 0, 100)  # no copy of the (megabytes long) payload
         head = url[:comma]
         return 0 < comma < len(url) - 1 and head.startswith("data:image/") and head.endswith(";base64")
-    parts = urlsplit(url)
-    return len(url) <= _MAX_URL_CHARS and bool(parts.hostname) and (
-        parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)))
+    try:
+        scheme, host = url_host(url)
+    except ValueError:
+        return False
+    return len(url) <= _MAX_URL_CHARS and bool(host) and (
+        scheme == "https" or (scheme == "http" and is_loopback_host(host)))
 
 
 def check_image_urls(value: Any, model: str) -> tuple[str, ...]:

@@ -224,3 +224,54 @@ def test_inline_picture_with_line_breaks_is_still_capped_before_decoding(api, st
     with pytest.raises(api.DownloadError, match="1 MiB cap"):
         client.fetch_image(api.ImageRef(b64_json=wrapped))
     client.close()
+
+
+# -- URLs that parsers read differently: refused, never guessed ---------------------------------------
+
+def _ambiguous_urls(port: int) -> list[str]:
+    """URLs where urllib.parse sees the loopback host while requests would connect elsewhere (or might)."""
+    return [
+        f"http://evil.example\\@127.0.0.1:{port}/x.png",  # urllib.parse: 127.0.0.1; requests: evil.example
+        f"http://evil.example\\\\@127.0.0.1:{port}/x.png",
+        f"http://evil.example@127.0.0.1:{port}/x.png",  # userinfo
+        f"http://127.0.0.1:{port}\t/x.png",  # urllib.parse drops tabs silently
+        f"http://127.0.0.1:{port}/x.png\r\nHost: evil.example",
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_picture_url_that_parsers_read_differently_is_refused_without_a_request(pack, api, standin, index):
+    url = _ambiguous_urls(standin.port)[index]
+    standin.queue_post_faults([{"url": url}])
+    with pytest.raises(api.DownloadError, match="parsers") as caught:
+        generate(pack)
+    assert "evil.example@" not in str(caught.value)  # the user-info part is not quoted back
+    assert standin.file_get_count == 0
+
+
+@pytest.mark.parametrize("index", range(4))  # (a line break cannot be sent in a header)
+def test_redirect_to_a_url_that_parsers_read_differently_is_refused(pack, api, standin, index):
+    standin.queue_file_faults([{"redirect": _ambiguous_urls(standin.port)[index]}])
+    with pytest.raises(api.DownloadError, match="parsers"):
+        generate(pack)
+    assert standin.file_get_count == 1
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_base_url_that_parsers_read_differently_is_refused(api, standin, index):
+    base = _ambiguous_urls(standin.port)[index].replace("/x.png", "/v1")
+    with pytest.raises(api.ConfigError, match="parsers"):
+        api.ApiClient(TEST_KEY, base)
+    with pytest.raises(api.ConfigError, match="AIML_API_BASE"):
+        api.resolve_base_url({"AIML_API_BASE": base})
+
+
+@pytest.mark.parametrize("path", [
+    "https://evil.example\\.huggingface.co/lora.safetensors",
+    "https://huggingface.co/owner/repo/resolve/main/lo\tra.safetensors",
+    "https://huggingface.co/owner/re po/lora.safetensors",
+])
+def test_lora_url_that_parsers_read_differently_is_refused_before_sending(pack, api, standin, path):
+    with pytest.raises(api.InputError, match="parsers"):
+        generate(pack, loras=[{"path": path, "scale": 1.0}])
+    assert standin.post_count == 0

@@ -155,7 +155,8 @@ def run_batch(
                     # More pictures than asked for are ignored; fewer leave gaps the caller closes.
                     for i, ref in enumerate(response.images[: requests[k].num_images]):
                         index = offsets[k] + i
-                        result.image_urls[index] = ref.url
+                        # As shown in the info output: a server may have put the key into the URL.
+                        result.image_urls[index] = client.shown_url(ref.url) if ref.url else None
                         job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots,
                                               stored)
                         pending[job] = ("image", index)

@@ -42,6 +42,7 @@ from .errors import (
     ServerError,
     redact,
     redacted_headers,
+    shown_url,
 )
 from .retry import (
     DOWNLOAD_RETRY_STATUSES,
@@ -153,7 +154,7 @@ def error_for_status(response: requests.Response, key: ApiKey | None, attempts: 
             f"account lacks permission.{quoted}", status, said)
     if status == 404:
         return NotFoundError(
-            f"The AI/ML API answered 404 at {redact(response.url)}: check AIML_API_BASE "
+            f"The AI/ML API answered 404 at {shown_url(response.url, key.value if key else '')}: check AIML_API_BASE "
             f"(it should end in /v1).{quoted}", status, said)
     if status in (400, 422):
         return BadRequestError(f"The AI/ML API refused the request ({status}).{quoted}", status, said)
@@ -220,6 +221,36 @@ def _never_connected(exc: Exception) -> bool:
     return any(isinstance(c, NewConnectionError) for c in _causes(exc))
 
 
+class _KeyRedactingFilter(logging.Filter):
+    """Removes the keys in use from urllib3's debug lines.
+
+    urllib3 logs the path and query of every request it sends; a server that puts
+    the key into a picture URL would otherwise have it written to the log.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys: list[ApiKey] = []  # ApiKey's repr hides the value
+        self._lock = threading.Lock()
+
+    def hide(self, key: ApiKey) -> None:
+        with self._lock:
+            if key not in self._keys:
+                self._keys.append(key)
+                logging.getLogger("urllib3.connectionpool").addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._keys:
+            message = record.getMessage()
+            cleaned = redact(message, *(key.value for key in self._keys))
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+_urllib3_log_redactor = _KeyRedactingFilter()
+
+
 class _BearerAuth(requests.auth.AuthBase):
     """Adds ``Authorization: Bearer <key>`` to the generation POST only, never to picture downloads.
 
@@ -273,6 +304,7 @@ class ApiClient:
         self.download_deadline = download_deadline
         self.max_answer_bytes = max_answer_bytes
         self._auth = _BearerAuth(self.key)
+        _urllib3_log_redactor.hide(self.key)
         self.session = requests.Session()
         # Proxies come from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (requests' trust_env, on by default).
         # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
@@ -285,6 +317,10 @@ class ApiClient:
 
     def __repr__(self) -> str:
         return f"ApiClient(base_url={self.base_url!r}, key from {self.key.source})"
+
+    def shown_url(self, url: str) -> str:
+        """``url`` as outputs show it, full length: without the key (a server may echo it) or a password."""
+        return shown_url(url, self.key.value, limit=1 << 16)
 
     def close(self) -> None:
         self.session.close()
@@ -340,7 +376,8 @@ class ApiClient:
             if 300 <= response.status_code < 400:
                 raise APIStatusError(
                     f"The AI/ML API redirected the request ({response.status_code}) to "
-                    f"{redact(response.headers.get('Location', '?'))}; set AIML_API_BASE to the final address.",
+                    f"{shown_url(response.headers.get('Location', '?'), self.key.value)}; set AIML_API_BASE to the "
+                    "final address.",
                     response.status_code)
             raise error_for_status(response, self.key, attempts, note)
 
@@ -457,7 +494,7 @@ class ApiClient:
         Everything, retries and waits included, ends within ``download_deadline`` seconds.
         """
         deadline = time.monotonic() + self.download_deadline
-        shown = redact(url)[:200]
+        shown = shown_url(url, self.key.value)
         attempts = 0
         while True:
             attempts += 1
@@ -486,7 +523,7 @@ class ApiClient:
             except requests.exceptions.RequestException as exc:
                 raise _RetryableDownload(type(exc).__name__) from None
             with response:
-                log.debug("GET %s -> %d; sent headers %s", redact(url)[:200], response.status_code,
+                log.debug("GET %s -> %d; sent headers %s", shown_url(url, self.key.value), response.status_code,
                           redacted_headers(response.request.headers))
                 if response.is_redirect:
                     location = response.headers.get("Location", "")
@@ -500,7 +537,7 @@ class ApiClient:
                 if status in DOWNLOAD_RETRY_STATUSES:
                     raise _RetryableDownload(f"status {status}", parse_retry_after(response.headers.get("Retry-After")))
                 if status != 200:
-                    raise DownloadError(f"The picture URL {redact(url)[:200]} answered status {status}.")
+                    raise DownloadError(f"The picture URL {shown_url(url, self.key.value)} answered status {status}.")
                 return self._read_capped(response, cancel, deadline)
         raise DownloadError(f"The picture URL redirected more than {_MAX_REDIRECTS} times.")
 

@@ -196,7 +196,9 @@ def check_lora_path(value: Any, name: str = "path") -> str:
             raise _fail(name, rule, shown, "Plain http and other schemes are not accepted.")
         return path
     if not _HF_PATH.match(path) or ".." in path.split("/"):
-        raise _fail(name, rule, path, "Example: someone/flux2-style-lora")
+        # "user:password@host/..." without "://" is no URL either, yet it may hold a password.
+        shown = shown_url(path, limit=120) if "@" in path else path
+        raise _fail(name, rule, shown, "Example: someone/flux2-style-lora")
     parts = path.split("/")
     if parts[0].lower() in _HF_HOSTS:
         # Without https:// this reads as owner "huggingface.co": refused, naming what to write instead.

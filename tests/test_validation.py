@@ -220,3 +220,23 @@ def test_seeds_of_a_batch_at_the_top_of_the_range_wrap_around_to_1(pack, standin
     seeds = sorted(body["seed"] for body in standin.post_bodies)
     assert seeds == [1, 2, 3, 2147483647]
     assert json.loads(info)["seeds"] == [2147483647, 1, 2, 3]
+
+
+@pytest.mark.parametrize("path", [
+    "http://alice:hunter2secret@example.com/lora.safetensors",
+    "ftp://alice:hunter2secret@example.com/lora.safetensors",
+    "https://alice:hunter2secret@/lora.safetensors",
+    "https://alice:hunter2secret@example.com/" + "a" * 2100 + ".safetensors",
+    "https://alice:hunter2secret@example.com\\@evil.example/lora.safetensors",
+    "https://alice:hunter2secret@ex ample.com/lora.safetensors",
+    "alice:hunter2secret@example.com/lora.safetensors",
+    "https:/alice:hunter2secret@example.com/lora.safetensors",
+])
+def test_lora_url_password_never_appears_in_the_error(pack, api, standin, path):
+    with pytest.raises(api.InputError) as caught:
+        run_node(pack, "Flux2LoraAdapter", path=path, scale=1.0)
+    assert "hunter2secret" not in str(caught.value) and "alice" not in str(caught.value)
+    assert "path" in str(caught.value)
+    with pytest.raises(api.InputError) as caught:
+        generate(pack, loras=[{"path": path, "scale": 1.0}])
+    assert "hunter2secret" not in str(caught.value) and standin.post_count == 0

@@ -628,22 +628,23 @@ def _credits(payload: dict[str, Any]) -> float | None:
         if name in usage and usage[name] is not None:
             amount = parse_credits(usage[name])
             if amount is None:
-                log.warning("the API reported meta.usage.%s = %.60r, not a number of credits of 0 or more; "
-                            "counted as unknown", name, usage[name])
+                # Text is described, not quoted: a server echoing anything (the key too) must not reach the log.
+                value = usage[name]
+                said = f"text of {len(value)} characters" if isinstance(value, str) else f"{value!r:.40}"
+                log.warning("the API reported meta.usage.%s as %s, not a number of credits of 0 or more; "
+                            "counted as unknown", name, said)
             return amount
     return None
 
 
 def parse_credits(value: Any) -> float | None:
     """``value`` as a finite amount of credits, 0 or more, or None (a numeric string is parsed; bools are not)."""
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    amount = float(value)
+    try:
+        amount = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):  # not a number; an integer too large for a float
+        return None
     return amount if math.isfinite(amount) and amount >= 0 else None
 
 

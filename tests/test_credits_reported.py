@@ -39,7 +39,8 @@ def _budget_over_http(app) -> str:
     return run_client(app, steps)
 
 
-@pytest.mark.parametrize("reported", ["lots", -5, -0.5, float("nan"), float("inf"), True, [1], {"n": 1}, "", "nan"])
+@pytest.mark.parametrize("reported", ["lots", -5, -0.5, float("nan"), float("inf"), True, [1], {"n": 1}, "", "nan",
+                                      10 ** 400, "-inf"])
 def test_credits_used_that_is_not_a_finite_amount_is_counted_as_unknown_never_as_free(
         pack, standin, budget, budget_server, caplog, reported):
     caplog.set_level(logging.WARNING, logger="flux2_lora")

@@ -108,19 +108,18 @@ def redact(text: str, *secrets: str | None) -> str:
 def shown_url(url: str, *secrets: str | None, limit: int = 200) -> str:
     """``url`` safe to quote in a message: without its user name and password or a known secret, shortened.
 
-    Everything before the last ``@`` of the authority goes, however the URL is
-    malformed, so no parser quirk can leave a password in (``http:``, ``ftp:``, no host).
+    Everything up to the last ``@`` before the query goes, however the URL is malformed,
+    so no parser quirk can leave a password in (``http:``, ``ftp:``, no host, a ``/`` in
+    the password). At worst a path with an ``@`` is shown shorter than it is.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    elif not sep and "@" in rest:  # not even a scheme: hide all before the last @
-        authority, tail = "***@" + rest.rpartition("@")[2], ""
-    text = redact(f"{scheme}{sep}{authority}{tail}", *secrets)
+    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    if at >= 0:
+        rest = "***" + rest[at:]
+    text = redact(f"{scheme}{sep}{rest}", *secrets)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

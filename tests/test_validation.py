@@ -231,12 +231,13 @@ def test_seeds_of_a_batch_at_the_top_of_the_range_wrap_around_to_1(pack, standin
     "https://alice:hunter2secret@ex ample.com/lora.safetensors",
     "alice:hunter2secret@example.com/lora.safetensors",
     "https:/alice:hunter2secret@example.com/lora.safetensors",
+    "http://alice:hunter2/secret@example.com/lora.safetensors",  # a "/" in the password
 ])
 def test_lora_url_password_never_appears_in_the_error(pack, api, standin, path):
     with pytest.raises(api.InputError) as caught:
         run_node(pack, "Flux2LoraAdapter", path=path, scale=1.0)
-    assert "hunter2secret" not in str(caught.value) and "alice" not in str(caught.value)
+    assert "hunter2" not in str(caught.value) and "alice" not in str(caught.value)
     assert "path" in str(caught.value)
     with pytest.raises(api.InputError) as caught:
         generate(pack, loras=[{"path": path, "scale": 1.0}])
-    assert "hunter2secret" not in str(caught.value) and standin.post_count == 0
+    assert "hunter2" not in str(caught.value) and standin.post_count == 0

@@ -56,7 +56,7 @@ _BUILD = """
   const inner = subgraph.nodes ?? subgraph._nodes;
   const innerSize = inner.find((n) => n.type === 'Flux2LoraImageSize');
   const innerGen = inner.find((n) => n.type === 'Flux2LoraGenerate');
-  app.canvas.openSubgraph(subgraph, holder);
+  if (place === 'subgraph') app.canvas.openSubgraph(subgraph, holder);
   return {size: String(innerSize.id), gen: String(innerGen.id), path: [String(holder.id), String(innerGen.id)]};
 }
 """
@@ -191,6 +191,34 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
         assert page.pack_errors() == [], page.all_errors()
     finally:
         standin.configure(latency=0)
+        page.close()
+
+
+@pytest.mark.parametrize(("version", "renderer"), sorted({case[:2] for case in CASES}), ids=lambda v: str(v))
+def test_a_run_while_the_top_level_is_shown_shows_inside_the_subgraph_when_opened(
+        servers, version, renderer, browser, standin, screenshot_dir):
+    # The frontend tells only the nodes of the graph on screen about their run (node.onExecuted);
+    # the pack's display follows the run's event from the root graph down, so it is there when opened.
+    comfy = servers(version)
+    comfy.free_caches()
+    comfy.clear_result_cache()
+    page = _open(browser, comfy, renderer)
+    try:
+        ids = page.page.evaluate(_BUILD, ["subgraph-closed", f"a fox, closed subgraph, {version} {renderer}"])
+        known = set(comfy.history())
+        page.queue()
+        entry = comfy.wait_for_new_entry(known)
+        assert entry["status"]["status_str"] == "success", status_messages(entry)
+        page.page.wait_for_timeout(500)
+        page.page.evaluate("""(holderId) => { const holder = app.graph.getNodeById(holderId);
+                                              app.canvas.openSubgraph(holder.subgraph, holder); }""", ids["path"][0])
+        page.page.wait_for_timeout(800)
+        opened = _texts(page, ids, renderer)
+        page.screenshot(screenshot_dir / f"display-{version}-{renderer}-subgraph-opened-after-run.png")
+        assert AFTER_RUN.match(opened["gen"]), opened
+        assert opened["size"] == SIZE_TEXT
+        assert page.pack_errors() == [], page.all_errors()
+    finally:
         page.close()
 
 

@@ -69,6 +69,27 @@ _GRAPH_STATE = """
 """
 
 
+# Scale and move the canvas so every node (with its title and the text under it) is on screen.
+_FIT_VIEW = """
+() => {
+  const canvas = window.app.canvas;
+  const nodes = window.app.graph._nodes ?? window.app.graph.nodes;
+  if (!nodes.length) return;
+  const title = 30, below = 80, margin = 40, left = 70, top = 90;  // sidebars and menus of the page
+  const x0 = Math.min(...nodes.map((n) => n.pos[0]));
+  const y0 = Math.min(...nodes.map((n) => n.pos[1] - title));
+  const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0]));
+  const y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1] + below));
+  const width = canvas.canvas.clientWidth - left - margin, height = canvas.canvas.clientHeight - top - margin;
+  const scale = Math.min(1, width / (x1 - x0), height / (y1 - y0));
+  canvas.ds.scale = scale;
+  canvas.ds.offset[0] = left / scale - x0;
+  canvas.ds.offset[1] = top / scale - y0;
+  canvas.setDirty(true, true);
+}
+"""
+
+
 class ComfyPage:
     """One browser page on a ComfyUI server's frontend."""
 
@@ -136,7 +157,10 @@ class ComfyPage:
         return [f"{e['kind']}: {e['text'][:500]}" for e in recorded] + self.page_errors
 
     def screenshot(self, path: Path) -> Path:
+        """The whole graph, fitted to the window, saved as ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.evaluate(_FIT_VIEW)
+        self.page.wait_for_timeout(300)  # the next frame is drawn
         self.page.screenshot(path=str(path))
         return path
 

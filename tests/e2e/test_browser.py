@@ -68,7 +68,7 @@ def test_ui_workflow_loads_and_runs_from_the_page(frontend, path, browser, stand
         defs = defs_from_object_info(comfy.object_info())
         assert {k: v["inputs"] for k, v in queued.items()} == {
             k: v["inputs"] for k, v in ui_to_api(doc, defs).items()}
-        expected = expected_run(queued)
+        expected = expected_run(queued, comfy.input_dir)
         assert picture_problems(comfy, entry, expected) == []
         assert seen_requests(standin.requests()) == expected.requests
         assert any(status == 200 and url.endswith("/js/flux2_lora.js") for status, url in page.pack_responses), (

@@ -101,9 +101,13 @@ class ComfyPage:
         self.page_errors: list[str] = []
         self.pack_responses: list[tuple[int, str]] = []  # (status, url) of every pack file served
 
-    def open(self) -> ComfyPage:
-        """Open the frontend and wait until ``window.app`` has its graph; returns self."""
-        self.comfy.write_settings(QUIET_SETTINGS)
+    def open(self, settings: dict[str, Any] | None = None) -> ComfyPage:
+        """Open the frontend and wait until ``window.app`` has its graph; returns self.
+
+        ``settings`` are frontend settings to apply first, e.g. {"Comfy.VueNodes.Enabled": True}
+        for the Nodes 2.0 renderer of newer frontends (they stay for later pages of this server).
+        """
+        self.comfy.write_settings({**QUIET_SETTINGS, **(settings or {})})
         self.context = self.browser.new_context(viewport={"width": 1600, "height": 900})
         self.context.add_init_script(_ERROR_RECORDER)
         self.page = self.context.new_page()

@@ -86,16 +86,25 @@ _READ = """
 
 @pytest.fixture(scope="module")
 def servers(comfy_factory, frontend_roots):
-    """The same ComfyUI processes test_browser.py starts (one per frontend), by version."""
+    """The same ComfyUI processes test_browser.py starts (one per frontend), by version.
+
+    The renderer setting stays with a server; the classic one is set back for later tests.
+    """
+    used = []
+
     def server(version):
         root = frontend_root(frontend_roots, version)
-        return comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
-    return server
+        comfy = comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
+        used.append(comfy)
+        return comfy
+
+    yield server
+    for comfy in used:
+        comfy.write_settings({"Comfy.VueNodes.Enabled": False})
 
 
 def _open(browser, comfy, renderer):
-    comfy.write_settings({"Comfy.VueNodes.Enabled": renderer == NODES_2})
-    page = ComfyPage(browser, comfy).open()
+    page = ComfyPage(browser, comfy).open(settings={"Comfy.VueNodes.Enabled": renderer == NODES_2})
     page.page.wait_for_timeout(500)  # Nodes 2.0 mounts its node components just after
     return page
 

@@ -156,7 +156,8 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
         assert before == {"size": SIZE_TEXT, "gen": ""}
 
         known = set(comfy.history())
-        page.queue()
+        status, answer = page.queue()
+        assert status == 200, answer  # refused prompts never reach the history
         _wait_for_text(page, ids, "^Waiting for the AI/ML API")
         page.page.wait_for_timeout(1200)  # the seconds count up
         waiting = _texts(page, ids, renderer)
@@ -191,7 +192,8 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
 
         page.load_workflow(doc)
         known = set(comfy.history())
-        page.queue()
+        status, answer = page.queue()
+        assert status == 200, answer  # refused prompts never reach the history
         again = comfy.wait_for_new_entry(known)
         assert again["status"]["status_str"] == "success", status_messages(again)
         assert ":".join(ids["path"]) in cached_nodes(again), cached_nodes(again)
@@ -215,7 +217,8 @@ def test_a_run_while_the_top_level_is_shown_shows_inside_the_subgraph_when_opene
     try:
         ids = page.page.evaluate(_BUILD, ["subgraph-closed", f"a fox, closed subgraph, {version} {renderer}"])
         known = set(comfy.history())
-        page.queue()
+        status, answer = page.queue()
+        assert status == 200, answer  # refused prompts never reach the history
         entry = comfy.wait_for_new_entry(known)
         assert entry["status"]["status_str"] == "success", status_messages(entry)
         page.page.wait_for_timeout(500)

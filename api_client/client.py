@@ -30,6 +30,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BilledWithoutAnswerError,
     Cancelled,
     ConfigError,
     DownloadError,
@@ -49,6 +50,8 @@ from .retry import (
     parse_retry_after,
     sleep_or_cancel,
 )
+from .tracing import REQUEST_ID_HEADER, call_cost, is_valid_request_id, new_request_id
+from .usage_logs import log_wait, wait_for_verdict
 
 log = logging.getLogger("flux2_lora")
 
@@ -84,10 +87,19 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class GenerationResponse:
-    """A successful answer: the pictures and the credits it cost (None if not reported)."""
+    """A successful answer: the pictures and what it cost (None where not reported).
+
+    ``request_id`` is the X-Client-Request-Id it was sent with, ``inference_id`` the API's
+    id for it, ``resent`` how often it was sent again because the usage logs showed the
+    earlier attempt failed (and so was not billed).
+    """
 
     images: list[ImageRef]
     credits_used: float | None
+    request_id: str | None = None
+    inference_id: str | None = None
+    usd_spent: float | None = None
+    resent: int = 0
 
 
 _NOT_JSON = object()
@@ -236,11 +248,42 @@ class _BearerAuth(requests.auth.AuthBase):
 
 @dataclass(frozen=True)
 class _PostFailure:
-    """A POST that got no usable HTTP answer; holds our error, never the requests exception."""
+    """A POST that got no usable HTTP answer; holds our error, never the requests exception.
+
+    ``ambiguous``: the API may have processed (and billed) it; only its usage logs can tell.
+    """
 
     error: Flux2Error
     retryable: bool
     reason: str
+    ambiguous: bool = False
+
+
+# Sent again at most this often after the usage logs showed a failed row, each time for a new row.
+MAX_LOG_RESENDS = 2
+
+
+def _with_request_id(error: Flux2Error, request_id: str, note: str) -> Flux2Error:
+    """``error`` (same class) with the request id and what the usage logs said appended."""
+    message = (f"{error} Request id {request_id} (X-Client-Request-Id; find it as client_request_id in "
+               f"your usage logs): {note}.")
+    if isinstance(error, APIStatusError):
+        return type(error)(message, error.status_code, error.server_message)
+    return type(error)(message)
+
+
+def _billed_error(error: Flux2Error, request_id: str, row: Any) -> BilledWithoutAnswerError:
+    credits = None if row.credits != row.credits else row.credits  # NaN: the row gave no cost
+    usd = None if row.usd != row.usd else row.usd
+    cost = (f"{credits:,.0f} credits" if credits is not None else "an amount the logs did not give") + (
+        f" (${usd:.6f})".rstrip("0") if usd is not None else "")
+    first = str(error).split(". ")[0]
+    return BilledWithoutAnswerError(
+        f"{first}. The API's usage logs show request {request_id} (inference {row.inference_id or '?'}) "
+        f"SUCCEEDED at {row.created or 'an unrecorded time'} and was billed {cost}, but its answer with the "
+        "pictures never arrived. It was not sent again, since that would bill a second time; a re-run bills "
+        "anew and does not refund this one. Raise FLUX2_LORA_READ_TIMEOUT if answers often take this long.",
+        request_id, credits, usd)
 
 
 class ApiClient:
@@ -287,48 +330,79 @@ class ApiClient:
 
     # -- generation -------------------------------------------------------
 
-    def generate(self, body: dict[str, Any], cancel: threading.Event | None = None) -> GenerationResponse:
+    def generate(self, body: dict[str, Any], cancel: threading.Event | None = None,
+                 request_id: str | None = None) -> GenerationResponse:
         """POST one generation request, retrying only what cannot have been billed.
 
+        Every attempt carries the same ``X-Client-Request-Id`` (``request_id``, or a new
+        one). After an ambiguous failure the API's usage logs decide: a ``failed`` row
+        means nothing was billed and the request is sent again; a ``succeeded`` row means
+        it was billed (``BilledWithoutAnswerError``); no row in time keeps the error.
         Errors are raised outside any ``except`` block, so their ``__context__`` is
         empty: a requests exception (which holds the request and its headers)
         never travels along with them.
         """
+        request_id = request_id or new_request_id()
+        if not is_valid_request_id(request_id):
+            raise ValueError(f"request id {request_id!r} is not 1-128 characters of A-Z a-z 0-9 . _ : -")
         url = f"{self.base_url}/images/generations"
         attempts = 0
+        retry_number = 0
+        answered_errors = 0  # earlier attempts answered with an error; each may have left a failed row
+        known_rows: set[str] = set()  # failed rows already acted on
+        resent = 0
+        first_sent = time.time()
         while True:
             attempts += 1
-            retry_number = attempts - 1
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Cancelled before sending.")
             started = time.monotonic()
-            outcome = self._post_once(url, body)
-            if isinstance(outcome, _PostFailure):
+            outcome = self._post_once(url, body, request_id)
+            ambiguous_error: Flux2Error | None = None
+            if isinstance(outcome, _PostFailure) and outcome.ambiguous:
+                ambiguous_error = outcome.error
+            elif isinstance(outcome, _PostFailure):
                 if not outcome.retryable or retry_number >= self.retry.max_retries:
                     raise outcome.error
                 wait = self.retry.backoff(retry_number)
+                retry_number += 1
                 log.info("connection to %s failed (%s); retry %d in %.1f s",
                          urlsplit(url).hostname, outcome.reason, attempts, wait)
                 sleep_or_cancel(wait, cancel)
+                continue
+            else:
+                ambiguous_error = self._late_server_error(outcome, started, attempts)
+                if ambiguous_error is None and outcome.status_code != 200:
+                    answered_errors += 1
+            if ambiguous_error is not None:
+                verdict = wait_for_verdict(self, request_id, first_sent, known=known_rows,
+                                           earlier_errors=answered_errors, wait=log_wait(), cancel=cancel)
+                if verdict.row is not None and verdict.row.status == "succeeded":
+                    raise _billed_error(ambiguous_error, request_id, verdict.row)
+                if verdict.row is None or resent >= MAX_LOG_RESENDS:
+                    note = verdict.note if verdict.row is None else (
+                        f"the usage logs show it failed again; not sent a {resent + 2}th time")
+                    raise _with_request_id(ambiguous_error, request_id, note)
+                # Every failed row seen now is accounted for, the earlier error answers' included.
+                known_rows.update(row.identity for row in verdict.failed_rows)
+                answered_errors = 0
+                resent += 1
+                log.info("usage logs show request %s failed (not billed); sending it again", request_id)
                 continue
             response = outcome
             log.debug("POST %s -> %d in %.2f s; sent headers %s", url, response.status_code,
                       time.monotonic() - started, redacted_headers(response.request.headers))
             if response.status_code == 200:
-                parsed = self._parse_generation(response)
+                parsed = self._parse_generation(response, request_id, resent)
                 if isinstance(parsed, APIResponseError):
                     raise parsed  # raised here, so no frame of the traceback holds the body
                 return parsed
             note = ""
-            took = time.monotonic() - started
-            late = response.status_code not in REFUSED_STATUSES and took > self.retry.retry_window
-            if response.status_code in RETRY_STATUSES and late:
-                note = (f" It came {took:.0f} s after sending, so the API may have processed and billed the "
-                        "request; it was not sent again.")
-            elif response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
+            if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
                 wait = self._wait_for(response, retry_number)
                 if wait is not None:
                     log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, wait)
+                    retry_number += 1
                     sleep_or_cancel(wait, cancel)
                     continue
                 note = (f" It asked to retry after {self._asked_wait(response):.0f} s, longer than the "
@@ -340,11 +414,23 @@ class ApiClient:
                     response.status_code)
             raise error_for_status(response, self.key, attempts, note)
 
-    def _post_once(self, url: str, body: dict[str, Any]) -> requests.Response | _PostFailure:
+    def _late_server_error(self, response: requests.Response, started: float, attempts: int) -> Flux2Error | None:
+        """The error for a 500/502/504 that came so late the API may have processed the request, else None."""
+        took = time.monotonic() - started
+        if response.status_code not in RETRY_STATUSES or response.status_code in REFUSED_STATUSES:
+            return None
+        if took <= self.retry.retry_window:
+            return None
+        note = (f" It came {took:.0f} s after sending, so the API may have processed and billed the "
+                "request; it was not sent again.")
+        return error_for_status(response, self.key, attempts, note)
+
+    def _post_once(self, url: str, body: dict[str, Any], request_id: str) -> requests.Response | _PostFailure:
         """One POST: the response, or what went wrong (the requests exception stays in here)."""
         started = time.monotonic()
         try:
             response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
+                                         headers={REQUEST_ID_HEADER: request_id},
                                          timeout=(self.connect_timeout, self.read_timeout))
             too_big = _load_capped_answer(response, self.max_answer_bytes)
             if too_big:
@@ -355,7 +441,7 @@ class ApiClient:
                 f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
                 "NOT sent again because it may still be processed and billed; check your usage "
                 "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
-            ), retryable=False, reason="ReadTimeout")
+            ), retryable=False, reason="ReadTimeout", ambiguous=True)
         except requests.exceptions.RequestException as exc:
             error = _connection_error(exc, url, self.key)
             if _was_sent(exc):
@@ -369,7 +455,8 @@ class ApiClient:
                     "have processed and billed it, so it was not sent again. Check your usage before re-running.")
             # A failed certificate check will not pass a second later: no retry.
             retryable = not (_was_sent(exc) or dropped_late or isinstance(exc, requests.exceptions.SSLError))
-            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__)
+            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__,
+                                ambiguous=_was_sent(exc) or dropped_late)
         except (ValueError, UnicodeError):
             # http.client refuses a header value with a line break or non-Latin-1 character; its
             # message would quote the key, so none of it is kept.
@@ -391,7 +478,8 @@ class ApiClient:
             return None
         return asked
 
-    def _parse_generation(self, response: requests.Response) -> GenerationResponse | APIResponseError:
+    def _parse_generation(self, response: requests.Response, request_id: str | None = None,
+                          resent: int = 0) -> GenerationResponse | APIResponseError:
         """The pictures of a 200 answer, or the error to raise (returned: the body, which may
         echo anything, stays in this frame and is gone once it returns)."""
         raw = response.content
@@ -416,7 +504,9 @@ class ApiClient:
             if not (isinstance(url, str) and url) and not (isinstance(b64, str) and b64):
                 return APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
             images.append(ImageRef(url=url or None, b64_json=b64 or None))
-        return GenerationResponse(images=images, credits_used=_credits(payload))
+        cost = call_cost(response.headers, payload)
+        return GenerationResponse(images=images, credits_used=cost.credits_used, request_id=request_id,
+                                  inference_id=cost.inference_id, usd_spent=cost.usd_spent, resent=resent)
 
     # -- pictures ----------------------------------------------------------
 
@@ -556,19 +646,6 @@ class _RetryableDownload(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
-
-
-def _credits(payload: dict[str, Any]) -> float | None:
-    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported it."""
-    meta = payload.get("meta")
-    usage = meta.get("usage") if isinstance(meta, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    for name in ("credits_used", "tokens_used"):
-        value = usage.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
 
 
 _clients: dict[tuple[str, ApiKey, str], ApiClient] = {}

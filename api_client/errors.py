@@ -34,6 +34,21 @@ class APITimeoutError(APIConnectionError):
     """
 
 
+class BilledWithoutAnswerError(APIConnectionError):
+    """The API's usage logs say the request succeeded and was billed, but its answer never arrived.
+
+    It is not sent again (that would bill again); ``credits_billed`` and ``usd_billed``
+    are what the logs say it cost (None where they did not say).
+    """
+
+    def __init__(self, message: str, request_id: str, credits_billed: float | None,
+                 usd_billed: float | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.credits_billed = credits_billed
+        self.usd_billed = usd_billed
+
+
 class APIStatusError(Flux2Error):
     """The API answered with an error status."""
 

@@ -66,6 +66,8 @@ def standin(_server, monkeypatch, tmp_path):
                  "FLUX2_LORA_CACHE_MAX_BYTES", "FLUX2_LORA_CREDIT_BUDGET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    # An ambiguous failure asks the stand-in's usage logs; a second is plenty when no row comes.
+    monkeypatch.setenv("FLUX2_LORA_LOG_WAIT", "1")
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
     # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")

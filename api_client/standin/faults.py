@@ -53,6 +53,14 @@ POST_KEYS: dict[str, Check] = {
     "usage": _anything,
     "url": _is_str,
     "times": lambda v: _is_int(v) and v >= 1,
+    # The usage-log row: "succeeded", "failed" or "none" (default: from the answer), visible after log_delay s.
+    "log": lambda v: v in ("succeeded", "failed", "none"),
+    "log_delay": lambda v: _is_num(v) and v >= 0,
+    # Cost headers: False leaves out x-aimlapi-credits-used/-usd-spent; the others set their raw text.
+    "cost_headers": lambda v: isinstance(v, bool),
+    "credits_header": _is_str,
+    "usd_header": _is_str,
+    "inference_header": lambda v: v is False,
 }
 # Keys that decide the whole answer; at most one per fault.
 POST_ACTIONS = ("drop", "body", "data", "status")

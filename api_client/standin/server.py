@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .accounts import Accounts
 from .api import parse_body
 from .faults import FaultQueue, check_file_fault, check_post_fault
 from .files import FileStore
@@ -42,6 +43,8 @@ class StandInServer:
         self.post_count = 0
         self.file_get_count = 0
         self.post_bodies: list[Any] = []
+        self.post_request_ids: list[str | None] = []  # the X-Client-Request-Id of each POST
+        self.accounts = Accounts()  # usage logs, balance, model catalogue (GET /v2/logs, /v2/billing, /v1/models)
         self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
@@ -128,8 +131,10 @@ class StandInServer:
         """Queue faults for the next GETs of image files (ValueError if invalid)."""
         self._file_faults.extend(faults)
 
-    def configure(self, latency: float | None = None, response_mode: str | None = None) -> None:
-        """Change latency and/or response mode (what POST /_standin/config does)."""
+    def configure(self, latency: float | None = None, response_mode: str | None = None,
+                  endpoints: dict[str, str] | None = None, balance: float | None = None) -> None:
+        """Change latency, response mode, service endpoint faults or balance (what POST /_standin/config does)."""
+        self.accounts.configure(endpoints=endpoints, balance=balance)
         if latency is not None:
             if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
                 raise ValueError("latency must be a number >= 0")
@@ -145,7 +150,9 @@ class StandInServer:
             self.post_count = 0
             self.file_get_count = 0
             self.post_bodies.clear()
+            self.post_request_ids.clear()
             self.received_images = []
+        self.accounts.reset()
         self._post_faults.clear()
         self._file_faults.clear()
         self.latency = 0.0
@@ -161,9 +168,12 @@ class StandInServer:
             "stored_files": len(self.store),
             "latency": self.latency,
             "response_mode": self.response_mode,
+            "service_get_counts": dict(self.accounts.get_counts),
+            "balance": self.accounts.balance,
+            "endpoints": dict(self.accounts.endpoint_modes),
         }
 
-    def _count_post(self, raw: bytes) -> dict[str, Any] | None:
+    def _count_post(self, raw: bytes, client_request_id: str | None = None) -> dict[str, Any] | None:
         try:
             body = parse_body(raw)
         except ValueError:
@@ -171,6 +181,7 @@ class StandInServer:
         with self._lock:
             self.post_count += 1
             self.post_bodies.append(body)
+            self.post_request_ids.append(client_request_id)
             return self._post_faults.pop()
 
     def _count_file_get(self) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from .cache import BatchCache, ResultCache
 from .client import ApiClient, GenerationResponse, ImageRef
 from .decode import DecodedImage, load_image
 from .request import GenerationRequest
+from .tracing import new_request_id
 
 
 class ImageSink(Protocol):
@@ -40,10 +41,19 @@ class BatchResult:
     credits_used: float | None = None
     requests_sent: int = 0
     requests_cached: int = 0
+    # Per request sent, in request order: our X-Client-Request-Id and the API's x-inference-id.
+    request_ids: list[str] = field(default_factory=list)
+    inference_ids: list[str | None] = field(default_factory=list)
+    usd_spent: float | None = None
+    resent_after_failed_log: int = 0
 
     def add_credits(self, value: float | None) -> None:
         if value is not None:
             self.credits_used = (self.credits_used or 0.0) + value
+
+    def add_usd(self, value: float | None) -> None:
+        if value is not None:
+            self.usd_spent = (self.usd_spent or 0.0) + value
 
 
 def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> None:
@@ -77,8 +87,14 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 
 def _count_credits(post: Future, budget: CreditBudget) -> None:
-    if not post.cancelled() and post.exception() is None:
+    if post.cancelled():
+        return
+    error = post.exception()
+    if error is None:
         budget.add(post.result().credits_used)
+    else:
+        # The usage logs said it was billed although its answer never came (BilledWithoutAnswerError).
+        budget.add(getattr(error, "credits_billed", None))
 
 
 def run_batch(
@@ -116,9 +132,14 @@ def run_batch(
     executor = _shared_pool()
     pending: dict[Future, tuple[str, int]] = {}
     finished = False
+    # One id per request, kept on its retries; ambiguous failures are looked up by it.
+    request_ids = {k: new_request_id() for k in to_send}
+    result.request_ids = [request_ids[k] for k in to_send]
+    result.inference_ids = [None] * len(to_send)
+    sent_slot = {k: slot for slot, k in enumerate(to_send)}
     try:
         for k in to_send:
-            post = executor.submit(client.generate, bodies[k], cancel)
+            post = executor.submit(client.generate, bodies[k], cancel, request_ids[k])
             if budget is not None:
                 # Counted whenever the answer arrives, even after a Cancel or another request's
                 # failure ended the batch: a request the API answered was billed either way.
@@ -144,6 +165,9 @@ def run_batch(
                 if kind == "post":
                     response: GenerationResponse = future.result()
                     result.add_credits(response.credits_used)
+                    result.add_usd(response.usd_spent)
+                    result.inference_ids[sent_slot[k]] = response.inference_id
+                    result.resent_after_failed_log += response.resent
                     if stored is not None:
                         stored.answered(k, response.credits_used, len(response.images))
                     # More pictures than asked for are ignored; fewer leave gaps the caller closes.

@@ -138,7 +138,10 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
         "acceleration": first.acceleration,
         "loras": [lora.to_json() for lora in first.loras],
         "credits_used": result.credits_used,
+        "usd_spent": result.usd_spent,
         "requests": result.requests_sent,
+        "request_ids": result.request_ids,
+        "inference_ids": result.inference_ids,
         "cache": cache_state,
         "cache_note": cache_note,
         "image_urls": [result.image_urls[i] for i in result.filled],
@@ -146,6 +149,9 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     if (width, height) != first.expected_pixels:
         asked = first.expected_pixels
         info["size_note"] = f"asked for {asked[0]}x{asked[1]}, the API returned {width}x{height}"
+    if result.resent_after_failed_log:
+        info["resent_note"] = (f"{result.resent_after_failed_log} request(s) sent again: the API's usage logs "
+                               "showed the first attempt failed, so it was not billed")
     if len(result.filled) < total:
         info["missing_note"] = f"asked for {total} pictures, the API returned {len(result.filled)}"
     return images, info

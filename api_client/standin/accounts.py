@@ -107,6 +107,8 @@ class Accounts:
     def reset(self) -> None:
         """Empty logs, the default balance, every endpoint answering normally, counters zero."""
         with getattr(self, "_lock", threading.Lock()):
+            # A late answer to a request made before a reset must not write into the new logs.
+            self.epoch = getattr(self, "epoch", 0) + 1
             self.rows: list[LogRow] = []
             self.balance = DEFAULT_BALANCE
             self.endpoint_modes: dict[str, str] = dict.fromkeys(ENDPOINTS, "ok")
@@ -129,14 +131,16 @@ class Accounts:
 
     # -- recording ------------------------------------------------------------
     def record(self, status: str, model: str, credits: int, client_request_id: str | None,
-               inference_id: str, received: float, log_delay: float = 0.0) -> None:
-        """Log one request; a succeeded one is charged to the balance."""
+               inference_id: str, received: float, log_delay: float = 0.0, epoch: int | None = None) -> None:
+        """Log one request; a succeeded one is charged to the balance (not if made before a reset)."""
         row = LogRow(created=received, status=status, model=model, credits=credits if status == "succeeded" else 0,
                      inference_id=inference_id,
                      client_request_id=client_request_id if client_request_id and
                      REQUEST_ID.match(client_request_id) else None,
                      visible_at=time.time() + log_delay)
         with self._lock:
+            if epoch is not None and epoch != self.epoch:
+                return
             self.rows.append(row)
             if status == "succeeded":
                 self.balance = round(self.balance - usd_for(row.credits), 9)

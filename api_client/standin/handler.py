@@ -171,6 +171,7 @@ class Handler(BaseHTTPRequestHandler):
     def _generation(self, raw: bytes) -> None:
         srv = self.standin
         received = time.time()
+        epoch = srv.accounts.epoch
         client_request_id = self.headers.get("X-Client-Request-Id")
         fault = srv._count_post(raw, client_request_id)
         if wait_or_stop(srv.stopping, srv.latency) or wait_or_stop(srv.stopping, (fault or {}).get("delay", 0)):
@@ -183,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
             # would from the real API) and keep the traceback visible.
             traceback.print_exc()
             answer = error_answer(500, f"stand-in internal error: {type(exc).__name__}")
-        self._trace(answer, fault or {}, raw, client_request_id, received)
+        self._trace(answer, fault or {}, raw, client_request_id, received, epoch)
         if answer is None:
             self.close_connection = True
             try:
@@ -194,7 +195,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(answer)
 
     def _trace(self, answer: Answer | None, fault: dict[str, Any], raw: bytes, client_request_id: str | None,
-               received: float) -> None:
+               received: float, epoch: int) -> None:
         """Add the tracing and cost headers to ``answer`` and write its usage-log row.
 
         The row follows the answer (200: succeeded, an error: failed, a hang-up or 401:
@@ -211,7 +212,7 @@ class Handler(BaseHTTPRequestHandler):
         if status != "none":
             model = (parse_body_or_none(raw) or {}).get("model", "?")
             self.standin.accounts.record(status, str(model), int(credits or 0), client_request_id, inference_id,
-                                         received, fault.get("log_delay", 0.0))
+                                         received, fault.get("log_delay", 0.0), epoch)
         if answer is None:
             return
         if fault.get("inference_header") is not False:

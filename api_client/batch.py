@@ -21,6 +21,7 @@ from .budget import CreditBudget
 from .cache import BatchCache, ResultCache
 from .client import ApiClient, GenerationResponse, ImageRef
 from .decode import DecodedImage, load_image
+from .errors import BilledWithoutAnswerError
 from .request import GenerationRequest
 from .tracing import new_request_id
 
@@ -91,10 +92,12 @@ def _count_credits(post: Future, budget: CreditBudget) -> None:
         return
     error = post.exception()
     if error is None:
-        budget.add(post.result().credits_used)
-    else:
-        # The usage logs said it was billed although its answer never came (BilledWithoutAnswerError).
-        budget.add(getattr(error, "credits_billed", None))
+        response = post.result()
+        budget.add(response.credits_used, usd=response.usd_spent, request_id=response.request_id,
+                   inference_id=response.inference_id)
+    elif isinstance(error, BilledWithoutAnswerError):
+        # The usage logs said it was billed although its answer never came.
+        budget.add(error.credits_billed, usd=error.usd_billed, request_id=error.request_id)
 
 
 def run_batch(

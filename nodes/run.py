@@ -19,9 +19,10 @@ from ..api_client.budget import credit_budget
 from ..api_client.cache import open_result_cache
 from ..api_client.config import resolve_api_key, resolve_base_url
 from ..api_client.errors import APIResponseError, ImageDecodeError
+from ..api_client.ledger import default_ledger_path
 from ..api_client.limits import LIMITS
 from ..api_client.request import GenerationRequest, check_bool
-from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files
+from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_user_dir
 
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
@@ -111,6 +112,8 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
     client = shared_client(resolve_api_key(extra_key_files=key_files, hint=hint), resolve_base_url())
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
+    # Spending goes to the ledger in ComfyUI's user folder, so a per-day budget survives restarts.
+    credit_budget().use_ledger(default_ledger_path(comfy_user_dir()))
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)
     hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")

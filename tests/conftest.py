@@ -49,6 +49,8 @@ def _reset_credit_budget() -> None:
     budget_module = sys.modules.get(f"{PACK_NAME}.api_client.budget")
     if budget_module is not None:
         budget_module.set_credit_budget(None)
+        if hasattr(budget_module, "set_budget_period"):
+            budget_module.set_budget_period(None)
         budget_module.credit_budget().reset_spent()
 
 
@@ -68,6 +70,8 @@ def standin(_server, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     # An ambiguous failure asks the stand-in's usage logs; a second is plenty when no row comes.
     monkeypatch.setenv("FLUX2_LORA_LOG_WAIT", "1")
+    monkeypatch.setenv("FLUX2_LORA_LEDGER", str(tmp_path / "ledger" / "spending.sqlite3"))
+    monkeypatch.delenv("FLUX2_LORA_BUDGET_PERIOD", raising=False)
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
     # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")

@@ -17,11 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .budget import CreditBudget
+from .budget import CreditBudget, Hold
 from .cache import BatchCache, ResultCache
 from .client import ApiClient, GenerationResponse, ImageRef
 from .decode import DecodedImage, load_image
 from .errors import BilledWithoutAnswerError
+from .estimate import estimate_credits, learn_price
 from .request import GenerationRequest
 from .tracing import new_request_id
 
@@ -87,17 +88,28 @@ def _shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _count_credits(post: Future, budget: CreditBudget) -> None:
-    if post.cancelled():
-        return
-    error = post.exception()
-    if error is None:
-        response = post.result()
-        budget.add(response.credits_used, usd=response.usd_spent, request_id=response.request_id,
-                   inference_id=response.inference_id)
-    elif isinstance(error, BilledWithoutAnswerError):
-        # The usage logs said it was billed although its answer never came.
-        budget.add(error.credits_billed, usd=error.usd_billed, request_id=error.request_id)
+def _post_and_settle(client: ApiClient, body: dict, cancel: threading.Event, request_id: str,
+                     budget: CreditBudget | None, hold: Hold | None) -> GenerationResponse:
+    """One POST, its hold on the budget settled before the future completes.
+
+    Settled here rather than in a done-callback, so whoever sees the answer (or the error) also
+    sees it counted, in this process and in the ledger, however the POST ended.
+    """
+    try:
+        response = client.generate(body, cancel, request_id)
+    except BaseException as error:
+        if budget is not None and hold is not None:
+            if isinstance(error, BilledWithoutAnswerError):
+                # The usage logs said it was billed although its answer never came: what they say counts.
+                budget.settle(hold, error.credits_billed, usd=error.usd_billed, request_id=error.request_id)
+            else:
+                budget.release(hold, getattr(error, "may_have_billed", False), getattr(error, "request_id", None))
+        raise
+    if budget is not None and hold is not None:
+        learn_price(body, response.credits_used)
+        budget.settle(hold, response.credits_used, usd=response.usd_spent, request_id=response.request_id,
+                      inference_id=response.inference_id)
+    return response
 
 
 def run_batch(
@@ -123,8 +135,8 @@ def run_batch(
     bodies = [request.to_body() for request in requests]
     stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
     to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
-    if budget is not None and to_send:
-        budget.check(len(to_send))
+    holds = budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel, poll_interval) \
+        if budget is not None and to_send else []
     offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
     result = BatchResult(requested=sum(r.num_images for r in requests))
     result.image_urls = [None] * result.requested
@@ -141,12 +153,14 @@ def run_batch(
     result.inference_ids = [None] * len(to_send)
     sent_slot = {k: slot for slot, k in enumerate(to_send)}
     try:
-        for k in to_send:
-            post = executor.submit(client.generate, bodies[k], cancel, request_ids[k])
+        for n, k in enumerate(to_send):
+            hold = holds[n] if budget is not None else None
+            post = executor.submit(_post_and_settle, client, bodies[k], cancel, request_ids[k], budget, hold)
             if budget is not None:
-                # Counted whenever the answer arrives, even after a Cancel or another request's
-                # failure ended the batch: a request the API answered was billed either way.
-                post.add_done_callback(lambda done: _count_credits(done, budget))
+                # Settled whenever the answer arrives, even after a Cancel or another request's
+                # failure ended the batch (a request the API answered was billed either way); a POST
+                # cancelled before it started sent nothing and only gives its hold back.
+                post.add_done_callback(lambda done, hold=hold: budget.release(hold) if done.cancelled() else None)
             pending[post] = ("post", k)
         for k, hit in enumerate(stored.hits if stored is not None else ()):
             if hit is not None:

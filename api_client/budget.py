@@ -11,6 +11,16 @@ read from the ledger, so they hold across restarts and across ComfyUI processes
 sharing the user folder. Pictures served from the result cache cost nothing and are
 always allowed.
 
+Requests in flight count from the moment they are admitted: each holds its
+estimated cost (``estimate.estimate_credits``) until its answer settles it with
+what was billed, or it is released because it surely was not billed. A run is
+admitted while the credits spent plus those held are below the budget, so runs
+that overlap behave exactly as if they had run one after another in the order
+they were admitted: the run that crosses the budget finishes, the next one is
+refused. While a request whose cost cannot be estimated yet is in flight (the
+process has not been billed for that model yet), a new paid run waits for that
+answer instead of guessing; Cancel ends the wait.
+
 ``budget_get_answer`` and ``budget_post_answer`` are the logic behind the pack's
 budget route (nodes/budget_routes.py), which the frontend setting calls.
 """
@@ -20,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +76,28 @@ def parse_period(raw: str, name: str = PERIOD_ENV) -> str:
     return text
 
 
+class Hold:
+    """One admitted request's claim on the budget: its estimated cost (None: not known yet)."""
+
+    __slots__ = ("estimate", "open")
+
+    def __init__(self, estimate: float | None) -> None:
+        self.estimate = estimate
+        self.open = True
+
+    def __repr__(self) -> str:
+        return f"Hold(estimate={self.estimate!r}, open={self.open})"
+
+
 class CreditBudget:
-    """The credits spent by this process (and in the ledger) and the limit they may reach; thread-safe."""
+    """The credits spent (by this process, and in the ledger), those held by requests in flight, and the
+    limit; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._spent = 0.0
+        self._holds: list[Hold] = []
         self._setting: float | None = None
         self._period_setting: str | None = None
         self._ledger: SpendingLedger | None = None
@@ -151,6 +177,26 @@ class CreditBudget:
         env = os.environ if environ is None else environ
         return parse_budget(env.get(BUDGET_ENV, "")), f"environment variable {BUDGET_ENV}"
 
+    @property
+    def held(self) -> float:
+        """Credits held by requests in flight (their estimates; unknown ones count 0 here)."""
+        with self._lock:
+            return sum(h.estimate or 0.0 for h in self._holds)
+
+    def _record(self, credits: float | None, usd: float | None, request_id: str | None,
+                inference_id: str | None) -> None:
+        """Write billed credits to the ledger; a ledger that cannot take them is a logged warning."""
+        ledger = self.ledger
+        if not credits or ledger is None:
+            return
+        try:
+            ledger.record(credits, usd, request_id, inference_id)
+        except LedgerError as exc:
+            # The money is spent either way: this process keeps counting it in every period.
+            log.warning("%s The %s credits are counted by this process only.", exc, f"{credits:,.0f}")
+            with self._lock:
+                self._unrecorded += credits
+
     def add(self, credits_used: float | None, *, usd: float | None = None, request_id: str | None = None,
             inference_id: str | None = None) -> None:
         """Count the credits one request cost (None: the API did not say), here and in the ledger."""
@@ -158,49 +204,115 @@ class CreditBudget:
             return
         with self._lock:
             self._spent += credits_used
-        ledger = self.ledger
-        if ledger is None:
-            return
-        try:
-            ledger.record(credits_used, usd, request_id, inference_id)
-        except LedgerError as exc:
-            # The money is spent either way: this process keeps counting it in every period.
-            log.warning("%s The %s credits are counted by this process only.", exc, f"{credits_used:,.0f}")
-            with self._lock:
-                self._unrecorded += credits_used
+        self._record(credits_used, usd, request_id, inference_id)
 
     def reset_spent(self) -> None:
-        """Start counting from zero again."""
+        """Start counting from zero again (requests still in flight keep their holds)."""
         with self._lock:
             self._spent = 0.0
 
     def check(self, requests: int) -> None:
         """Refuse ``requests`` paid requests if the budget has been reached; nothing is sent then."""
         limit, source = self.limit()
-        if limit is None:
-            return
         period, period_source = self.period()
-        # A ledger that cannot be read is a clear error (LedgerError) here, never a silent pass or block.
-        spent = self.spent_in(period)
-        if spent < limit:
+        base = self._period_base(period) if limit is not None else None
+        with self._lock:
+            self._refuse_if_reached(limit, source, requests, period, period_source, base)
+
+    def _period_base(self, period: str) -> float | None:
+        """The ledger's credits for ``period`` (None for ``process``); read outside the lock.
+
+        A ledger that cannot be read is a clear error (LedgerError) here, never a silent pass or block.
+        """
+        return None if period == "process" else self.spent_in(period)
+
+    def _refuse_if_reached(self, limit: float | None, source: str, requests: int, period: str = "process",
+                           period_source: str = "", base: float | None = None) -> None:
+        # Called with the lock held. ``base``: the ledger's total for a day/month/all period.
+        held = sum(h.estimate or 0.0 for h in self._holds)
+        spent = self._spent if base is None else base
+        if limit is None or spent + held < limit:
             return
         asked = "request was" if requests == 1 else f"{requests} requests were"
+        in_flight = (f" (and {_credits_text(held)} more are held by requests still waiting for their answers)"
+                     if held else "")
         if period == "process":
             raise BudgetExceededError(
-                f"Credit budget reached: this ComfyUI process has spent {_credits_text(spent)} of its budget of "
-                f"{_credits_text(limit)} (from {source}), so this node's {asked} not sent and nothing was billed. "
-                f"Raise the budget ({BUDGET_ENV} or the setting) or restart ComfyUI to count from zero. "
-                "Results already in the cache still run for free."
+                f"Credit budget reached: this ComfyUI process has spent {_credits_text(spent)}{in_flight} "
+                f"of its budget of {_credits_text(limit)} (from {source}), so this node's {asked} not sent and "
+                f"nothing was billed. Raise the budget ({BUDGET_ENV} or the setting) or restart ComfyUI to count "
+                "from zero. Results already in the cache still run for free."
             )
         raise BudgetExceededError(
-            f"Credit budget reached: {_credits_text(spent)} spent {_PERIOD_WORDS[period]}of a budget of "
-            f"{_credits_text(limit)} per {period if period != 'all' else 'all time'} (from {source}; period from "
-            f"{period_source}), counted in the spending ledger {self.ledger.path if self.ledger else ''} across "
-            f"restarts and ComfyUI processes. This node's {asked} not sent and nothing was billed. Raise the "
-            f"budget ({BUDGET_ENV} or the setting)"
+            f"Credit budget reached: {_credits_text(spent)} spent {_PERIOD_WORDS[period]}{in_flight} of a budget "
+            f"of {_credits_text(limit)} per {period if period != 'all' else 'all time'} (from {source}; period "
+            f"from {period_source}), counted in the spending ledger {self._ledger.path if self._ledger else ''} "
+            f"across restarts and ComfyUI processes. This node's {asked} not sent and nothing was billed. Raise "
+            f"the budget ({BUDGET_ENV} or the setting)"
             + (", or wait for the next period." if period != "all" else ".")
             + " Results already in the cache still run for free."
         )
+
+    def admit(self, estimates: Sequence[float | None], check_cancel: Callable[[], None] | None = None,
+              poll_interval: float = 0.05) -> list[Hold]:
+        """Admit one run's paid requests (their estimated costs), or refuse them all before any is sent.
+
+        Refused (``BudgetExceededError``) when the credits spent (in the budget's period) plus
+        those held by requests in flight have reached the budget. While a request of unknown
+        cost is in flight, its answer is waited for first (``check_cancel`` is called every
+        ``poll_interval`` seconds meanwhile). Every hold returned must end in ``settle`` or ``release``.
+        """
+        warned = False
+        while True:
+            limit, source = self.limit()
+            period, period_source = self.period()
+            base = self._period_base(period) if limit is not None else None
+            with self._lock:
+                self._refuse_if_reached(limit, source, len(estimates), period, period_source, base)
+                if limit is None or all(h.estimate is not None for h in self._holds):
+                    holds = [Hold(estimate) for estimate in estimates]
+                    self._holds += holds
+                    return holds
+                if not warned:
+                    log.info("Credit budget: waiting for the answer of a request of unknown cost before "
+                             "sending more.")
+                    warned = True
+                self._changed.wait(poll_interval)
+            if check_cancel is not None:
+                check_cancel()
+
+    def settle(self, hold: Hold, credits_used: float | None, *, usd: float | None = None,
+               request_id: str | None = None, inference_id: str | None = None) -> None:
+        """The request was answered (or the usage logs say it was billed): replace its estimate by its cost.
+
+        An answer that does not say what it cost keeps its estimate as the cost: never free.
+        The cost goes to the ledger before the hold ends, so no moment counts it in neither.
+        """
+        if not hold.open:
+            return
+        cost = credits_used if credits_used is not None else hold.estimate
+        self._record(cost, usd if credits_used is not None else None, request_id, inference_id)
+        self._close(hold, cost)
+
+    def release(self, hold: Hold, may_have_billed: bool = False, request_id: str | None = None) -> None:
+        """The request failed: drop its hold, or (``may_have_billed``) count its estimate as spent."""
+        if not hold.open:
+            return
+        if may_have_billed:
+            log.info("A request that may have been billed failed; counting its estimated %s against the budget.",
+                     _credits_text(hold.estimate or 0.0))
+            self._record(hold.estimate, None, request_id, None)
+        self._close(hold, hold.estimate if may_have_billed else None)
+
+    def _close(self, hold: Hold, spent: float | None) -> None:
+        with self._lock:
+            if not hold.open:
+                return
+            hold.open = False
+            self._holds = [h for h in self._holds if h is not hold]
+            if spent:
+                self._spent += spent
+            self._changed.notify_all()
 
     def snapshot(self) -> dict[str, Any]:
         """{"spent": credits this process spent, "budget": the limit or None}, for the frontend.

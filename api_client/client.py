@@ -263,13 +263,21 @@ class _PostFailure:
 MAX_LOG_RESENDS = 2
 
 
-def _with_request_id(error: Flux2Error, request_id: str, note: str) -> Flux2Error:
-    """``error`` (same class) with the request id and what the usage logs said appended."""
+def _with_request_id(error: Flux2Error, request_id: str, note: str, may_have_billed: bool) -> Flux2Error:
+    """``error`` (same class) with the request id and what the usage logs said appended.
+
+    ``may_have_billed``: the logs could not tell (the budget keeps counting its estimate);
+    False when they showed the last attempt failed, so nothing was billed.
+    """
     message = (f"{error} Request id {request_id} (X-Client-Request-Id; find it as client_request_id in "
                f"your usage logs): {note}.")
     if isinstance(error, APIStatusError):
-        return type(error)(message, error.status_code, error.server_message)
-    return type(error)(message)
+        made: Flux2Error = type(error)(message, error.status_code, error.server_message)
+    else:
+        made = type(error)(message)
+    made.may_have_billed = may_have_billed
+    made.request_id = request_id  # type: ignore[attr-defined]
+    return made
 
 
 def _billed_error(error: Flux2Error, request_id: str, row: Any) -> BilledWithoutAnswerError:
@@ -382,7 +390,7 @@ class ApiClient:
                 if verdict.row is None or resent >= MAX_LOG_RESENDS:
                     note = verdict.note if verdict.row is None else (
                         f"the usage logs show it failed again; not sent a {resent + 2}th time")
-                    raise _with_request_id(ambiguous_error, request_id, note)
+                    raise _with_request_id(ambiguous_error, request_id, note, may_have_billed=verdict.row is None)
                 # Every failed row seen now is accounted for, the earlier error answers' included.
                 known_rows.update(row.identity for row in verdict.failed_rows)
                 answered_errors = 0

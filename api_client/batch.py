@@ -51,7 +51,7 @@ _pool_lock = threading.Lock()
 # longer needs keeps its thread until it ends (a POST already sent, by its read timeout; the downloads
 # for the cache, one after another, each within the download deadline), so the next run must never
 # queue behind it. One run uses at most 4 POSTs and 16 downloads; this cap is only a safety net.
-_POOL_THREADS = 64
+_POOL_THREADS = 1024
 
 
 def _shared_pool() -> ThreadPoolExecutor:

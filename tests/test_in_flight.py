@@ -3,6 +3,7 @@ and work a run no longer wants never delays the next run."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -13,7 +14,7 @@ import pytest
 import torch
 from conftest import TEST_KEY, InterruptProcessingException, generate, generate_inputs
 
-from api_client.standin import render_picture
+from api_client.standin import encode_picture, render_picture
 
 
 def _info(out):
@@ -147,3 +148,32 @@ def test_cache_off_sends_even_when_an_identical_request_is_in_flight(pack, stand
     for thread in threads:
         thread.join(30)
     assert standin.post_count == 2
+
+
+# -- item 7: work a run no longer wants never starves the next run --------------------------------------------
+
+
+def test_cancelled_runs_do_not_delay_the_next_run(api, standin):
+    # The issue's case: 17 cancelled 16-picture runs (68 requests) whose answers take 6 s, then a plain run.
+    tiny = base64.b64encode(encode_picture(render_picture(1, 0, 512, 512), "png")).decode()
+    standin.queue_post_faults([{"data": [{"b64_json": tiny}], "delay": 6.0, "times": 68}])
+    client = api.shared_client(api.ApiKey(TEST_KEY, "test"), standin.base_url)
+    for run in range(17):
+        started = time.monotonic()
+
+        def cancel_once_sent(run: int = run, started: float = started) -> None:
+            if standin.post_count >= 4 * (run + 1) or time.monotonic() - started > 1.0:
+                raise api.Cancelled("cancelled")
+
+        with pytest.raises(api.Cancelled):
+            api.run_batch(client, _requests(api, seed=1000 + 16 * run, num_images=16), _Sizes(),
+                          check_cancel=cancel_once_sent)
+    assert standin.post_count == 68
+    plain = threading.Thread(target=lambda: api.run_batch(client, _requests(api, seed=1), _Sizes()))
+    started = time.monotonic()
+    plain.start()
+    while standin.post_count < 69 and time.monotonic() - started < 2.5:
+        time.sleep(0.01)
+    # Sent at once, not after the cancelled requests have freed threads (6 s after they were sent).
+    assert standin.post_count == 69, f"the next run's request waited {time.monotonic() - started:.1f} s"
+    plain.join(10)

@@ -383,8 +383,15 @@ class ApiClient:
                 if ambiguous_error is None and outcome.status_code != 200:
                     answered_errors += 1
             if ambiguous_error is not None:
-                verdict = wait_for_verdict(self, request_id, first_sent, known=known_rows,
-                                           earlier_errors=answered_errors, wait=log_wait(), cancel=cancel)
+                try:
+                    verdict = wait_for_verdict(self, request_id, first_sent, known=known_rows,
+                                               earlier_errors=answered_errors, wait=log_wait(), cancel=cancel)
+                except Cancelled:
+                    # Not a plain Cancelled: this request was sent and may have been billed.
+                    verdict = None
+                if verdict is None:
+                    raise _with_request_id(ambiguous_error, request_id, "Cancel ended the wait for the usage logs "
+                                           "before they told whether it was billed", may_have_billed=True)
                 if verdict.row is not None and verdict.row.status == "succeeded":
                     raise _billed_error(ambiguous_error, request_id, verdict.row)
                 if verdict.row is None or resent >= MAX_LOG_RESENDS:

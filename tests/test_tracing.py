@@ -227,7 +227,10 @@ def test_cancel_ends_the_wait_for_the_logs(client, api, standin, monkeypatch):
     time.sleep(1.5)  # the read timed out; the logs are being polled
     cancel.set()
     worker.join(5)
-    assert not worker.is_alive() and isinstance(outcome["error"], api.Cancelled)
+    # Not a plain Cancelled: the request was sent, so the budget keeps counting it as maybe billed.
+    error = outcome["error"]
+    assert not worker.is_alive() and isinstance(error, api.APITimeoutError) and error.may_have_billed
+    assert "Cancel ended the wait for the usage logs" in str(error) and standin.post_request_ids[0] in str(error)
     assert standin.post_count == 1
 
 

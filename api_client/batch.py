@@ -82,6 +82,7 @@ def run_batch(
     poll_interval: float = 0.05,
     cache: ResultCache | None = None,
     budget: CreditBudget | None = None,
+    before_send: Callable[[list[dict]], None] | None = None,
 ) -> BatchResult:
     """Send ``requests`` concurrently and deliver every picture to ``sink``.
 
@@ -120,6 +121,9 @@ def run_batch(
                 if hit is not None:
                     hits[k] = hit
         to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
+        if before_send is not None and to_send:
+            # The run's own checks of what it is about to send (the balance floor); may refuse it.
+            before_send([bodies[k] for k in to_send])
         if budget is not None and to_send:
             unowned = list(budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel,
                                         poll_interval))

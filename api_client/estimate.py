@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .request import expected_pixels
@@ -38,13 +38,29 @@ def _megapixel_pictures(body: Mapping[str, Any]) -> float | None:
     return count * math.ceil(width * height / 2**20)
 
 
+_price_list: Callable[[Mapping[str, Any]], float | None] | None = None
+
+
+def use_price_list(estimator: Callable[[Mapping[str, Any]], float | None] | None) -> None:
+    """Ask ``estimator`` (the model's documented price, ``pricing.py``) while no rate has been learned."""
+    global _price_list
+    _price_list = estimator
+
+
 def estimate_credits(body: Mapping[str, Any]) -> float | None:
-    """The credits ``body`` is expected to cost, or None while this process knows no price for its model."""
+    """The credits ``body`` is expected to cost, or None while this process knows no price for its model.
+
+    A rate learned from this process's billed answers wins; before the first one, the
+    documented price list (``use_price_list``) answers if it can.
+    """
     units = _megapixel_pictures(body)
     with _rates_lock:
         rate = _rates.get(str(body.get("model")))
-    if units is None or rate is None:
+    if units is None:
         return None
+    if rate is None:
+        price_list = _price_list
+        return price_list(body) if price_list is not None else None
     return rate * units
 
 

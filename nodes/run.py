@@ -106,6 +106,7 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
     from ..api_client.client import shared_client
+    from ..api_client.preflight import run_money
 
     use_cache = check_bool("use_cache", use_cache)
     key_files = comfy_key_files()
@@ -114,15 +115,17 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
     # Spending goes to the ledger in ComfyUI's user folder, so a per-day budget survives restarts.
     credit_budget().use_ledger(default_ledger_path(comfy_user_dir()))
+    money = run_money(client, comfy_user_dir())
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)
     hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")
     sink = TensorSink(total)
     try:
         result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress,
-                           cache=cache, budget=credit_budget())
+                           cache=cache, budget=credit_budget(), before_send=money.before_send)
     finally:
         hooks.status("")
+    money.after(result.credits_used, result.usd_spent)
     images = sink.finish(result.filled)
     first = requests[0]
     height, width = int(images.shape[1]), int(images.shape[2])
@@ -142,6 +145,7 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
         "loras": [lora.to_json() for lora in first.loras],
         "credits_used": result.credits_used,
         "usd_spent": result.usd_spent,
+        "price_estimate": money.info(),
         "requests": result.requests_sent,
         "request_ids": result.request_ids,
         "inference_ids": result.inference_ids,

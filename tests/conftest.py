@@ -54,6 +54,9 @@ def _reset_credit_budget() -> None:
     estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.estimate")
     if estimate_module is not None:
         estimate_module.forget_prices()
+    balance_module = sys.modules.get(f"{PACK_NAME}.api_client.balance")
+    if balance_module is not None:
+        balance_module._floor = balance_module.BalanceFloor()
 
 
 @pytest.fixture
@@ -74,6 +77,8 @@ def standin(_server, monkeypatch, tmp_path):
     monkeypatch.setenv("FLUX2_LORA_LOG_WAIT", "1")
     monkeypatch.setenv("FLUX2_LORA_LEDGER", str(tmp_path / "ledger" / "spending.sqlite3"))
     monkeypatch.delenv("FLUX2_LORA_BUDGET_PERIOD", raising=False)
+    monkeypatch.delenv("FLUX2_LORA_BALANCE_FLOOR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the price file
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
     # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")

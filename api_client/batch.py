@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .budget import CreditBudget, Hold
 from .cache import CachedResult, ResultCache, cache_key
-from .client import ApiClient, GenerationResponse
+from .client import ApiClient, GenerationResponse, LazyClient
 from .estimate import estimate_credits
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .request import GenerationRequest
@@ -39,6 +39,7 @@ class BatchResult:
     credits_used: float | None = None
     requests_sent: int = 0
     requests_cached: int = 0
+    credits_unknown: int = 0  # requests answered without a valid cost: the total leaves them out
     # Per request this batch sent, in batch order: our X-Client-Request-Id and the API's x-inference-id.
     request_ids: list[str] = field(default_factory=list)
     inference_ids: list[str | None] = field(default_factory=list)
@@ -46,7 +47,9 @@ class BatchResult:
     resent_after_failed_log: int = 0
 
     def add_credits(self, value: float | None) -> None:
-        if value is not None:
+        if value is None:
+            self.credits_unknown += 1
+        else:
             self.credits_used = (self.credits_used or 0.0) + value
 
     def add_usd(self, value: float | None) -> None:
@@ -73,7 +76,7 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 
 def run_batch(
-    client: ApiClient,
+    client: ApiClient | LazyClient,
     requests: Sequence[GenerationRequest],
     sink: ImageSink,
     *,
@@ -94,6 +97,7 @@ def run_batch(
     one's answer (0 credits), and every answer the API bills is saved to it, even
     after this batch has ended. ``budget`` admits the new requests, or refuses the
     batch before anything is sent, and holds their estimated cost until answered.
+    A ``LazyClient`` is made into a client (the key looked up) only if a request must be sent.
     """
     bodies = [request.to_body() for request in requests]
     counts = [request.num_images for request in requests]
@@ -121,6 +125,8 @@ def run_batch(
                 if hit is not None:
                     hits[k] = hit
         to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
+        if isinstance(client, LazyClient) and to_send:
+            client = client.get()
         if before_send is not None and to_send:
             # The run's own checks of what it is about to send (the balance floor); may refuse it.
             before_send([bodies[k] for k in to_send])
@@ -147,8 +153,9 @@ def run_batch(
         result.requests_cached = len(requests) - len(started)
         result.request_ids = [listening[k].request_id for k in sorted(started)]
         result.inference_ids = [None] * len(started)
+        shown = {k: shared.client.shown_url for k, shared in listening.items()}
         _collect(result, requests, offsets, listeners, hits, len(listening), started, events, executor, decodes,
-                 check_cancel, on_progress, poll_interval)
+                 check_cancel, on_progress, poll_interval, shown)
     finally:
         for k, shared in listening.items():
             shared.unsubscribe(listeners[k])
@@ -165,7 +172,7 @@ def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets
              listeners: list[Listener], hits: dict[int, CachedResult], answers: int, started: set[int],
              events: queue.SimpleQueue, executor: ThreadPoolExecutor, decodes: list[Future],
              check_cancel: Callable[[], None] | None, on_progress: Callable[[int, int], None] | None,
-             poll_interval: float) -> None:
+             poll_interval: float, shown: dict[int, Callable[[str], str]]) -> None:
     """Wait for every answer and picture of the batch, reporting progress; raise the first failure."""
     total_steps = len(requests) + result.requested
     steps = 0
@@ -199,7 +206,8 @@ def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets
             # More pictures than asked for are ignored; fewer leave gaps the caller closes.
             wanted = response.images[: requests[k].num_images]
             for i, ref in enumerate(wanted):
-                result.image_urls[offsets[k] + i] = ref.url
+                # As shown in the info output: a server may have put the key into the URL.
+                result.image_urls[offsets[k] + i] = shown[k](ref.url) if ref.url else None
             outstanding += len(wanted) - 1
             steps += 1 + requests[k].num_images - len(wanted)
         else:  # "picture": picture ``detail`` of request k is in the sink

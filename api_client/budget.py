@@ -28,6 +28,7 @@ budget route (nodes/budget_routes.py), which the frontend setting calls.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -98,6 +99,7 @@ class CreditBudget:
         self._changed = threading.Condition(self._lock)
         self._spent = 0.0
         self._holds: list[Hold] = []
+        self._unreported = 0
         self._setting: float | None = None
         self._period_setting: str | None = None
         self._ledger: SpendingLedger | None = None
@@ -183,6 +185,12 @@ class CreditBudget:
         with self._lock:
             return sum(h.estimate or 0.0 for h in self._holds)
 
+    @property
+    def unreported(self) -> int:
+        """Paid requests whose cost the API did not report as a valid amount (not in ``spent``)."""
+        with self._lock:
+            return self._unreported
+
     def _record(self, credits: float | None, usd: float | None, request_id: str | None,
                 inference_id: str | None) -> None:
         """Write billed credits to the ledger; a ledger that cannot take them is a logged warning."""
@@ -199,17 +207,26 @@ class CreditBudget:
 
     def add(self, credits_used: float | None, *, usd: float | None = None, request_id: str | None = None,
             inference_id: str | None = None) -> None:
-        """Count the credits one request cost (None: the API did not say), here and in the ledger."""
-        if not credits_used:
-            return
+        """Count the credits one request cost (None: the API did not say, counted as unreported), here and
+        in the ledger.
+
+        Only finite amounts of 0 or more are added: a NaN would poison the total for good
+        (and is not valid JSON), a negative amount would give budget back.
+        """
+        known = credits_used is not None and math.isfinite(credits_used) and credits_used >= 0
         with self._lock:
-            self._spent += credits_used
-        self._record(credits_used, usd, request_id, inference_id)
+            if known:
+                self._spent += credits_used  # type: ignore[operator]
+            else:
+                self._unreported += 1
+        if known:
+            self._record(credits_used, usd, request_id, inference_id)
 
     def reset_spent(self) -> None:
         """Start counting from zero again (requests still in flight keep their holds)."""
         with self._lock:
             self._spent = 0.0
+            self._unreported = 0
 
     def check(self, requests: int) -> None:
         """Refuse ``requests`` paid requests if the budget has been reached; nothing is sent then."""
@@ -290,6 +307,11 @@ class CreditBudget:
         """
         if not hold.open:
             return
+        if credits_used is not None and not (math.isfinite(credits_used) and credits_used >= 0):
+            credits_used = None  # never a NaN in the totals, never a refund
+        if credits_used is None:
+            with self._lock:
+                self._unreported += 1
         cost = credits_used if credits_used is not None else hold.estimate
         self._record(cost, usd if credits_used is not None else None, request_id, inference_id)
         self._close(hold, cost)
@@ -357,6 +379,10 @@ def set_budget_period(period: str | None) -> None:
 
 def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What the budget setting shows: spent, the budget in force, what is left and where it comes from."""
+    return _with_unreported(_budget_status(budget, environ), budget.unreported)
+
+
+def _budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     spent = budget.spent
     status: dict[str, Any] = {"spent": spent, "budget": None, "left": None, "source": None,
                               "setting": budget.setting, "env_var": BUDGET_ENV, "message": "",
@@ -391,6 +417,16 @@ def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None
     spent_when = "" if period == "process" else f" {when}"
     status["message"] = (f"Budget {_credits_text(limit)}{per} (from {source}): "
                          f"{_credits_text(spent)} spent{spent_when}, {state}.")
+    return status
+
+
+def _with_unreported(status: dict[str, Any], unreported: int) -> dict[str, Any]:
+    """The status, saying how many paid requests are missing from ``spent`` because their cost is unknown."""
+    status["unreported"] = unreported
+    if unreported:
+        asked = "1 paid request" if unreported == 1 else f"{unreported} paid requests"
+        status["message"] += (f" {asked} did not report a valid cost and {'is' if unreported == 1 else 'are'} not "
+                              "in this total; check your usage at https://aimlapi.com/app.")
     return status
 
 

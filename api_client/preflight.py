@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .balance import Balance, BalanceFloor
+from .client import LazyClient
 from .pricing import PriceBook, Quote, quote_usd, run_quote
 from .request import expected_pixels
 
@@ -26,8 +27,8 @@ log = logging.getLogger("flux2_lora")
 class RunMoney:
     """One run's price quote and balance floor check (``before_send``), and its learning (``after``)."""
 
-    def __init__(self, client: ApiClient, book: PriceBook, floor: BalanceFloor) -> None:
-        self.client = client
+    def __init__(self, client: ApiClient | LazyClient, book: PriceBook, floor: BalanceFloor) -> None:
+        self._client = client
         self.book = book
         self.floor = floor
         self.quote: Quote | None = None
@@ -35,6 +36,7 @@ class RunMoney:
 
     def before_send(self, bodies: list[dict]) -> None:
         """Quote the requests about to be sent, then refuse the run if it would cross the balance floor."""
+        self.client = self._client.get() if isinstance(self._client, LazyClient) else self._client
         try:
             self.quote = run_quote(self.book, self.client, bodies)
         except Exception as exc:  # a price is never a reason to fail a generation
@@ -68,7 +70,7 @@ def price_list_estimate(book: PriceBook, body: Mapping[str, Any]) -> float | Non
     return usd * rate if usd is not None and rate else None
 
 
-def run_money(client: ApiClient, user_dir: Any = None) -> RunMoney:
+def run_money(client: ApiClient | LazyClient, user_dir: Any = None) -> RunMoney:
     """The money checks for one run: the price file in ComfyUI's user folder and the process's floor.
 
     Also lets the credit budget estimate from the documented price before its first billed answer.

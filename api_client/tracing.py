@@ -48,20 +48,18 @@ class CallCost:
     inference_id: str | None
     credits_used: float | None
     usd_spent: float | None
+    header_credits: float | None = None  # what x-aimlapi-credits-used said, if it was a valid amount
 
 
 def _number(value: Any) -> float | None:
     """A finite, non-negative number from JSON or header text; None for anything else."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):  # not a number; an integer too large for a float
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def usage_from_body(payload: Any) -> tuple[float | None, float | None]:
@@ -86,6 +84,7 @@ def call_cost(headers: Mapping[str, str], payload: Any) -> CallCost:
         inference_id=inference if inference and _INFERENCE_ID.match(inference) else None,
         credits_used=header_credits if header_credits is not None else body_credits,
         usd_spent=header_usd if header_usd is not None else body_usd,
+        header_credits=header_credits,
     )
 
 

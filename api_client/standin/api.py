@@ -129,6 +129,8 @@ def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
         return Answer(fault.get("status", 200), raw_bytes, fault.get("content_type", "application/json"), headers)
     if "status" in fault:
         headers = {"Retry-After": fault["retry_after"]} if "retry_after" in fault else {}
+        if "location" in fault:
+            headers["Location"] = fault["location"]
         return error_answer(fault["status"], fault.get("message", "stand-in fault"), headers)
     if "data" in fault:
         count = len(fault["data"]) if isinstance(fault["data"], list) else 1
@@ -167,7 +169,8 @@ def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
     answer = json_answer(200, {"data": items, "meta": {"usage": usage}}, {"X-Standin-Seed": str(req.seed)})
     billed = usage.get("credits_used") if isinstance(usage, dict) else None
     # A test's own "usage" is what it wants read; the headers then follow it or stay away.
-    answer.credits = billed if isinstance(billed, int) and not isinstance(billed, bool) else None
+    sane = isinstance(billed, int) and not isinstance(billed, bool) and 0 <= billed <= 10**15
+    answer.credits = billed if sane else None
     return answer
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import types
 
 import pytest
 from conftest import InterruptProcessingException, generate
@@ -43,3 +44,19 @@ def test_runs_without_comfyui_modules(pack, standin):
     assert "comfy.model_management" not in sys.modules
     images, _ = generate(pack)["result"]
     assert images.shape[0] == 1
+
+
+def test_status_names_the_node_by_execution_id_and_clears_after_the_run(pack, standin, monkeypatch):
+    # ComfyUI's PromptServer as the hooks see it: what they send, and that progress text is not used.
+    sent: list[tuple[str, dict]] = []
+    progress_texts: list[tuple] = []
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_sync=lambda event, data, sid=None: sent.append((event, data)),
+        send_progress_text=lambda *args, **kwargs: progress_texts.append(args)))
+    monkeypatch.setitem(sys.modules, "server", server)
+    generate(pack, unique_id="5:7", num_images=2, use_cache=False)  # node 7 inside the subgraph node 5
+    statuses = [data for event, data in sent if event == "flux2lora.status"]
+    assert statuses == [{"node": "5:7", "text": "Waiting for the AI/ML API (2 pictures)..."},
+                        {"node": "5:7", "text": ""}]
+    assert progress_texts == []

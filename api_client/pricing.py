@@ -313,5 +313,7 @@ def price_query_answer(book: PriceBook, client: ApiClient | None, query: Mapping
         text = quote.note
     else:
         credits = f" ({quote.credits:,.0f} credits)" if quote.credits is not None else ""
-        text = f"Price: ~${quote.usd:.4f}{credits} for {what}".replace(".0000", ".00")
+        from .balance import usd_text
+
+        text = f"Price: ~{usd_text(quote.usd)}{credits} for {what}"
     return 200, {**quote.to_json(), "text": text, "pictures": num_images, "width": width, "height": height}

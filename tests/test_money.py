@@ -149,12 +149,12 @@ def test_price_route_quotes_in_usd_then_in_credits_once_a_run_showed_the_rate(mo
 
     before = run_client(money_server, price)
     assert before["usd"] == pytest.approx(0.36) and before["credits"] is None
-    assert before["text"] == "Price: ~$0.3600 for 6 pictures 1024x1024"
+    assert before["text"] == "Price: ~$0.36 for 6 pictures 1024x1024"
     assert "once a run has shown the credits-per-USD rate" in before["note"]
     generate(pack)  # its cost headers show 120,000 credits = $0.06
     after = run_client(aiohttp_app(comfy_routes), price)  # a new app: one per event loop
     assert after["credits"] == pytest.approx(720_000)
-    assert after["text"] == "Price: ~$0.3600 (720,000 credits) for 6 pictures 1024x1024"
+    assert after["text"] == "Price: ~$0.36 (720,000 credits) for 6 pictures 1024x1024"
 
 
 def test_price_route_reads_custom_sizes_and_the_api_default(money_server, standin):

@@ -13,7 +13,7 @@ test("price query carries the model, the picture count and the size", () => {
 });
 
 test("price line says so when there is no price", () => {
-  assert.equal(priceLine({ text: "Price: ~$0.0600 for 1 picture 1024x1024" }), "Price: ~$0.0600 for 1 picture 1024x1024");
+  assert.equal(priceLine({ text: "Price: ~$0.06 for 1 picture 1024x1024" }), "Price: ~$0.06 for 1 picture 1024x1024");
   assert.match(priceLine(null), /^Price unknown/);
   assert.equal(priceLine({ error: "num_images must be from 1 to 16; got 17." }),
     "Price unknown: num_images must be from 1 to 16; got 17.");

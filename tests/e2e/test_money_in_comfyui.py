@@ -114,3 +114,31 @@ def test_the_price_shows_on_the_node_before_running(servers, version, renderer, 
         assert page.pack_errors() == [], page.all_errors()
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def impatient(comfy_factory):
+    """A ComfyUI whose pack gives up reading an answer after 1 s and asks the usage logs for up to 15 s."""
+    return comfy_factory("impatient", env={"FLUX2_LORA_READ_TIMEOUT": "1", "FLUX2_LORA_LOG_WAIT": "15"})
+
+
+def test_a_read_timeout_whose_log_row_failed_is_sent_once_more_and_returns_the_pictures(impatient, standin):
+    standin.queue_faults(post=[{"delay": 2.5, "log": "failed"}])
+    entry = impatient.post_prompt(text_to_image_prompt())
+    assert entry["status"]["status_str"] == "success", status_messages(entry)
+    assert standin.post_count == 2
+    ids = [row["client_request_id"] for row in standin._admin("GET", "logs")["data"]]
+    assert len(ids) == 2 and len(set(ids)) == 1  # the same request, sent once more
+    assert len(impatient.output_files(entry)) == 1
+
+
+def test_a_read_timeout_whose_log_row_succeeded_is_a_billed_error_and_no_second_post(impatient, standin):
+    import time
+
+    standin.queue_faults(post=[{"delay": 2.5}])  # processed and billed; the answer comes too late
+    entry = impatient.post_prompt(text_to_image_prompt(), expect_success=False)
+    messages = status_messages(entry)
+    assert entry["status"]["status_str"] == "error"
+    assert "SUCCEEDED" in messages and "billed 120,000 credits" in messages and "not sent again" in messages
+    time.sleep(1.5)
+    assert standin.post_count == 1

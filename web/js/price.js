@@ -31,13 +31,19 @@ function widgetValue(node, name) {
 // The Image Size node feeding this node's image_size input, read from its widgets; null if none.
 function connectedSize(node) {
   const slot = node.findInputSlot?.("image_size") ?? -1;
-  const source = slot >= 0 ? node.getInputNode?.(slot) : null;
+  let source = null;
+  try {
+    source = slot >= 0 ? node.getInputNode?.(slot) : null;
+  } catch {
+    return null; // the link points into a graph being rebuilt (e.g. nodes moving into a subgraph)
+  }
   if (!source || (source.comfyClass ?? source.type) !== IMAGE_SIZE_NODE) return null;
   return { preset: widgetValue(source, "preset"), width: widgetValue(source, "width"),
            height: widgetValue(source, "height") };
 }
 
 async function showPrice(node) {
+  if (!node.graph) return; // removed meanwhile (deleted, or moved into a subgraph as a new node)
   const nodeType = node.comfyClass ?? node.type;
   const query = priceQuery(nodeType, widgetValue(node, "num_images"), connectedSize(node));
   if (node.flux2PriceQuery === query && node.flux2PriceShown) return;

@@ -364,9 +364,11 @@ class ApiClient:
                 response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
                                              timeout=(self.connect_timeout, self.read_timeout))
                 too_big = _load_capped_answer(response, self.max_answer_bytes)
-            if deadline.expired:
+            if deadline.expired and not _framed(response):
+                # Cut off at the deadline: without a length or chunked framing, what was read may look
+                # complete but is not. (A framed answer that got here was read in full: urllib3 checks.)
                 response.close()
-                return timed_out  # cut off: what was read may look complete, but is not
+                return timed_out
             if too_big:
                 return _PostFailure(APIResponseError(too_big), retryable=False, reason="answer too large")
             return response
@@ -572,6 +574,11 @@ def _load_capped_answer(response: requests.Response, cap: int) -> str | None:
     # requests keeps a streamed body here once read; every later .content/.json() uses it.
     response._content = bytes(data)
     return None
+
+
+def _framed(response: requests.Response) -> bool:
+    """Whether the body's end is marked (Content-Length or chunked), so a cut-off body cannot pass as whole."""
+    return "Content-Length" in response.headers or "chunked" in response.headers.get("Transfer-Encoding", "").lower()
 
 
 def _pieces(response: requests.Response) -> Any:

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import estimate
 from .budget import CreditBudget, Hold
 from .cache import CachedResult, ResultCache, cache_key
 from .client import ApiClient, GenerationResponse
-from .estimate import estimate_credits
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .request import GenerationRequest
 
@@ -112,7 +112,7 @@ def run_batch(
                     hits[k] = hit
         to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
         if budget is not None and to_send:
-            unowned = list(budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel,
+            unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
                                         poll_interval))
         for n, k in enumerate(to_send):
             hold = unowned[n] if unowned else None

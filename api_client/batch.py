@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import estimate
 from .budget import CreditBudget, Hold
 from .cache import CachedResult, ResultCache, cache_key
 from .client import ApiClient, GenerationResponse, LazyClient
-from .estimate import estimate_credits
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .request import GenerationRequest
 
@@ -131,7 +131,7 @@ def run_batch(
             # The run's own checks of what it is about to send (the balance floor); may refuse it.
             before_send([bodies[k] for k in to_send])
         if budget is not None and to_send:
-            unowned = list(budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel,
+            unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
                                         poll_interval))
         for n, k in enumerate(to_send):
             hold = unowned[n] if unowned else None
@@ -153,9 +153,8 @@ def run_batch(
         result.requests_cached = len(requests) - len(started)
         result.request_ids = [listening[k].request_id for k in sorted(started)]
         result.inference_ids = [None] * len(started)
-        shown = {k: shared.client.shown_url for k, shared in listening.items()}
-        _collect(result, requests, offsets, listeners, hits, len(listening), started, events, executor, decodes,
-                 check_cancel, on_progress, poll_interval, shown)
+        _collect(result, requests, offsets, listeners, hits, listening, started, events, executor, decodes,
+                 check_cancel, on_progress, poll_interval)
     finally:
         for k, shared in listening.items():
             shared.unsubscribe(listeners[k])
@@ -169,15 +168,16 @@ def run_batch(
 
 
 def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets: list[int],
-             listeners: list[Listener], hits: dict[int, CachedResult], answers: int, started: set[int],
+             listeners: list[Listener], hits: dict[int, CachedResult], listening: dict[int, SharedRequest],
+             started: set[int],
              events: queue.SimpleQueue, executor: ThreadPoolExecutor, decodes: list[Future],
              check_cancel: Callable[[], None] | None, on_progress: Callable[[int, int], None] | None,
-             poll_interval: float, shown: dict[int, Callable[[str], str]]) -> None:
+             poll_interval: float) -> None:
     """Wait for every answer and picture of the batch, reporting progress; raise the first failure."""
     total_steps = len(requests) + result.requested
     steps = 0
     slot = {k: n for n, k in enumerate(sorted(started))}
-    outstanding = answers  # answers still to come, then the pictures they announce
+    outstanding = len(listening)  # answers still to come, then the pictures they announce
     for k, hit in hits.items():
         result.add_credits(0.0)
         for i, data in enumerate(hit.pictures):
@@ -207,7 +207,7 @@ def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets
             wanted = response.images[: requests[k].num_images]
             for i, ref in enumerate(wanted):
                 # As shown in the info output: a server may have put the key into the URL.
-                result.image_urls[offsets[k] + i] = shown[k](ref.url) if ref.url else None
+                result.image_urls[offsets[k] + i] = listening[k].client.shown_url(ref.url) if ref.url else None
             outstanding += len(wanted) - 1
             steps += 1 + requests[k].num_images - len(wanted)
         else:  # "picture": picture ``detail`` of request k is in the sink

@@ -55,6 +55,10 @@ def _credits_text(value: float) -> str:
     return f"{number} credit{'' if value == 1 else 's'}"
 
 
+def _valid_amount(credits: float | None) -> bool:
+    return credits is not None and math.isfinite(credits) and credits >= 0
+
+
 def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
     """A budget in credits (0 or more) from text; empty, ``none`` or ``off`` mean no budget."""
     text = raw.strip().lower()
@@ -187,7 +191,7 @@ class CreditBudget:
 
     @property
     def unreported(self) -> int:
-        """Paid requests whose cost the API did not report as a valid amount (not in ``spent``)."""
+        """Paid requests whose cost the API did not report as a valid amount (in ``spent`` by estimate at most)."""
         with self._lock:
             return self._unreported
 
@@ -213,7 +217,7 @@ class CreditBudget:
         Only finite amounts of 0 or more are added: a NaN would poison the total for good
         (and is not valid JSON), a negative amount would give budget back.
         """
-        known = credits_used is not None and math.isfinite(credits_used) and credits_used >= 0
+        known = _valid_amount(credits_used)
         with self._lock:
             if known:
                 self._spent += credits_used  # type: ignore[operator]
@@ -302,19 +306,18 @@ class CreditBudget:
                request_id: str | None = None, inference_id: str | None = None) -> None:
         """The request was answered (or the usage logs say it was billed): replace its estimate by its cost.
 
-        An answer that does not say what it cost keeps its estimate as the cost: never free.
+        An answer without a valid cost (None, or not a finite amount of 0 or more) is counted
+        as unreported and keeps its estimate as the cost: never free, never a refund.
         The cost goes to the ledger before the hold ends, so no moment counts it in neither.
         """
         if not hold.open:
             return
-        if credits_used is not None and not (math.isfinite(credits_used) and credits_used >= 0):
-            credits_used = None  # never a NaN in the totals, never a refund
-        if credits_used is None:
-            with self._lock:
-                self._unreported += 1
-        cost = credits_used if credits_used is not None else hold.estimate
-        self._record(cost, usd if credits_used is not None else None, request_id, inference_id)
-        self._close(hold, cost)
+        if _valid_amount(credits_used):
+            self._record(credits_used, usd, request_id, inference_id)
+            self._close(hold, credits_used)
+        else:
+            self._record(hold.estimate, None, request_id, inference_id)
+            self._close(hold, hold.estimate, unreported=True)
 
     def release(self, hold: Hold, may_have_billed: bool = False, request_id: str | None = None) -> None:
         """The request failed: drop its hold, or (``may_have_billed``) count its estimate as spent."""
@@ -326,7 +329,7 @@ class CreditBudget:
             self._record(hold.estimate, None, request_id, None)
         self._close(hold, hold.estimate if may_have_billed else None)
 
-    def _close(self, hold: Hold, spent: float | None) -> None:
+    def _close(self, hold: Hold, spent: float | None, unreported: bool = False) -> None:
         with self._lock:
             if not hold.open:
                 return
@@ -334,6 +337,7 @@ class CreditBudget:
             self._holds = [h for h in self._holds if h is not hold]
             if spent:
                 self._spent += spent
+            self._unreported += unreported
             self._changed.notify_all()
 
     def snapshot(self) -> dict[str, Any]:
@@ -425,8 +429,9 @@ def _with_unreported(status: dict[str, Any], unreported: int) -> dict[str, Any]:
     status["unreported"] = unreported
     if unreported:
         asked = "1 paid request" if unreported == 1 else f"{unreported} paid requests"
-        status["message"] += (f" {asked} did not report a valid cost and {'is' if unreported == 1 else 'are'} not "
-                              "in this total; check your usage at https://aimlapi.com/app.")
+        status["message"] += (f" {asked} did not report a valid cost and {'is' if unreported == 1 else 'are'} in "
+                              "this total only at the estimated price, if one was known; check your usage at "
+                              "https://aimlapi.com/app.")
     return status
 
 

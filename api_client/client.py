@@ -25,6 +25,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 
 from .config import ApiKey, check_url_scheme, resolve_ca_bundle
+from .deadline import Deadline, DeadlineAdapter
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -361,7 +362,7 @@ class ApiClient:
         # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
         self.session.verify = ca_bundle or resolve_ca_bundle()
         # Enough pooled connections for 4 requests and 16 downloads at once.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -482,23 +483,37 @@ class ApiClient:
         return error_for_status(response, self.key, attempts, note)
 
     def _post_once(self, url: str, body: dict[str, Any], request_id: str) -> requests.Response | _PostFailure:
-        """One POST: the response, or what went wrong (the requests exception stays in here)."""
+        """One POST: the response, or what went wrong (the requests exception stays in here).
+
+        The read timeout bounds the whole answer, from sending to its last byte, not only each
+        wait for data: a server trickling its answer is cut off at the same time as a silent one.
+        """
         started = time.monotonic()
+        timed_out = _PostFailure(APITimeoutError(
+            f"The AI/ML API did not answer in full within {self.read_timeout:g} s. The request was "
+            "NOT sent again because it may still be processed and billed; check your usage "
+            "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
+        ), retryable=False, reason="ReadTimeout", ambiguous=True)
+        deadline = Deadline(after_send=self.read_timeout)
         try:
-            response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
-                                         headers={REQUEST_ID_HEADER: request_id},
-                                         timeout=(self.connect_timeout, self.read_timeout))
-            too_big = _load_capped_answer(response, self.max_answer_bytes)
+            with deadline:
+                response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
+                                             headers={REQUEST_ID_HEADER: request_id},
+                                             timeout=(self.connect_timeout, self.read_timeout))
+                too_big = _load_capped_answer(response, self.max_answer_bytes)
+            if deadline.expired and not _framed(response):
+                # Cut off at the deadline: without a length or chunked framing, what was read may look
+                # complete but is not. (A framed answer that got here was read in full: urllib3 checks.)
+                response.close()
+                return timed_out
             if too_big:
                 return _PostFailure(APIResponseError(too_big), retryable=False, reason="answer too large")
             return response
         except requests.exceptions.ReadTimeout:
-            return _PostFailure(APITimeoutError(
-                f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
-                "NOT sent again because it may still be processed and billed; check your usage "
-                "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
-            ), retryable=False, reason="ReadTimeout", ambiguous=True)
+            return timed_out
         except requests.exceptions.RequestException as exc:
+            if deadline.expired:
+                return timed_out
             error = _connection_error(exc, url, self.key)
             if _was_sent(exc):
                 error = APIConnectionError(f"{error} The answer broke off midway; the request may have been "
@@ -618,15 +633,36 @@ class ApiClient:
             sleep_or_cancel(wait, cancel)
 
     def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
+        # The watchdog cuts the connection at the deadline, whatever phase it is in (connecting, headers,
+        # a body trickling a byte at a time), so the deadline holds to the fraction of a second.
+        guard = Deadline(at=deadline)
+        failure: _RetryableDownload | None = None
+        try:
+            with guard:
+                data = self._download_redirects(url, cancel, deadline)
+        except _RetryableDownload as exc:
+            failure = exc
+        # Raised out here, not in the except block, so no requests exception is chained.
+        if guard.expired:
+            raise self._too_slow()  # cut off: even bytes that look complete are not
+        if failure is not None:
+            raise failure
+        return data
+
+    def _too_slow(self) -> DownloadError:
+        return DownloadError(f"The picture took more than {self.download_deadline:g} s to download; abandoned.")
+
+    def _download_redirects(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
             refused = _refused_picture_url(url, self.key.value)
             if refused:
                 raise DownloadError(refused)
-            # A stalled server is cut off at the deadline, not only after a minute of silence.
-            read_timeout = min(60.0, max(0.5, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._too_slow()
             try:
                 response = self.session.get(url, stream=True, allow_redirects=False,
-                                            timeout=(self.connect_timeout, read_timeout))
+                                            timeout=(min(self.connect_timeout, left), min(60.0, left)))
             except requests.exceptions.RequestException as exc:
                 raise _RetryableDownload(type(exc).__name__) from None
             with response:
@@ -666,8 +702,7 @@ class ApiClient:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("Cancelled during a download.")
                 if time.monotonic() > deadline:
-                    raise DownloadError(f"The picture took more than {self.download_deadline:g} s to download; "
-                                        "abandoned.")
+                    raise self._too_slow()
         except (requests.exceptions.RequestException, Urllib3Error, OSError) as exc:
             raise _RetryableDownload(f"connection broke after {size} bytes ({type(exc).__name__})") from None
         if expected is not None and size != expected and not response.headers.get("Content-Encoding"):
@@ -696,6 +731,11 @@ def _load_capped_answer(response: requests.Response, cap: int) -> str | None:
     # requests keeps a streamed body here once read; every later .content/.json() uses it.
     response._content = bytes(data)
     return None
+
+
+def _framed(response: requests.Response) -> bool:
+    """Whether the body's end is marked (Content-Length or chunked), so a cut-off body cannot pass as whole."""
+    return "Content-Length" in response.headers or "chunked" in response.headers.get("Transfer-Encoding", "").lower()
 
 
 def _pieces(response: requests.Response) -> Any:

@@ -126,7 +126,7 @@ def test_requests_in_flight_count_against_the_budget_of_concurrent_runs(pack, ap
 def test_cancel_and_requeue_cannot_overshoot_the_budget(pack, api, standin, budget, comfy):
     # The case: budget 130,000, a picture costs 120,000, a run cancelled and queued again five times.
     budget.set_credit_budget(130_000)
-    standin.latency = 1.0
+    standin.latency = 2.0
     outcomes = []
     for seed in range(1, 6):
         ended = threading.Event()
@@ -175,6 +175,14 @@ def test_request_that_may_have_been_billed_counts_its_estimate(pack, api, standi
         with pytest.raises(api.APITimeoutError):
             generate(pack, seed=2)
     assert budget.credit_budget().spent == 240_000 and budget.credit_budget().held == 0
+
+
+def test_answer_without_a_valid_cost_counts_its_estimate_never_as_free(pack, standin, budget):
+    generate(pack, seed=1)                           # the price is known now: 120,000 a picture
+    standin.queue_post_faults([{"usage": {"credits_used": "lots"}}])
+    generate(pack, seed=2)
+    tracker = budget.credit_budget()
+    assert tracker.spent == 240_000 and tracker.unreported == 1 and tracker.held == 0
 
 
 def test_adding_from_many_threads_loses_nothing(budget):

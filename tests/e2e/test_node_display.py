@@ -59,7 +59,7 @@ _BUILD = """
   const inner = subgraph.nodes ?? subgraph._nodes;
   const innerSize = inner.find((n) => n.type === 'Flux2LoraImageSize');
   const innerGen = inner.find((n) => n.type === 'Flux2LoraGenerate');
-  app.canvas.openSubgraph(subgraph, holder);
+  if (place === 'subgraph') app.canvas.openSubgraph(subgraph, holder);
   return {size: String(innerSize.id), gen: String(innerGen.id), path: [String(holder.id), String(innerGen.id)]};
 }
 """
@@ -89,16 +89,25 @@ _READ = """
 
 @pytest.fixture(scope="module")
 def servers(comfy_factory, frontend_roots):
-    """The same ComfyUI processes test_browser.py starts (one per frontend), by version."""
+    """The same ComfyUI processes test_browser.py starts (one per frontend), by version.
+
+    The renderer setting stays with a server; the classic one is set back for later tests.
+    """
+    used = []
+
     def server(version):
         root = frontend_root(frontend_roots, version)
-        return comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
-    return server
+        comfy = comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
+        used.append(comfy)
+        return comfy
+
+    yield server
+    for comfy in used:
+        comfy.write_settings({"Comfy.VueNodes.Enabled": False})
 
 
 def _open(browser, comfy, renderer):
-    comfy.write_settings({"Comfy.VueNodes.Enabled": renderer == NODES_2})
-    page = ComfyPage(browser, comfy).open()
+    page = ComfyPage(browser, comfy).open(settings={"Comfy.VueNodes.Enabled": renderer == NODES_2})
     page.page.wait_for_timeout(500)  # Nodes 2.0 mounts its node components just after
     return page
 
@@ -195,6 +204,34 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
         assert page.pack_errors() == [], page.all_errors()
     finally:
         standin.configure(latency=0)
+        page.close()
+
+
+@pytest.mark.parametrize(("version", "renderer"), sorted({case[:2] for case in CASES}), ids=lambda v: str(v))
+def test_a_run_while_the_top_level_is_shown_shows_inside_the_subgraph_when_opened(
+        servers, version, renderer, browser, standin, screenshot_dir):
+    # The frontend tells only the nodes of the graph on screen about their run (node.onExecuted);
+    # the pack's display follows the run's event from the root graph down, so it is there when opened.
+    comfy = servers(version)
+    comfy.free_caches()
+    comfy.clear_result_cache()
+    page = _open(browser, comfy, renderer)
+    try:
+        ids = page.page.evaluate(_BUILD, ["subgraph-closed", f"a fox, closed subgraph, {version} {renderer}"])
+        known = set(comfy.history())
+        page.queue()
+        entry = comfy.wait_for_new_entry(known)
+        assert entry["status"]["status_str"] == "success", status_messages(entry)
+        page.page.wait_for_timeout(500)
+        page.page.evaluate("""(holderId) => { const holder = app.graph.getNodeById(holderId);
+                                              app.canvas.openSubgraph(holder.subgraph, holder); }""", ids["path"][0])
+        page.page.wait_for_timeout(800)
+        opened = _texts(page, ids, renderer)
+        page.screenshot(screenshot_dir / f"display-{version}-{renderer}-subgraph-opened-after-run.png")
+        assert AFTER_RUN.match(opened["gen"]), opened
+        assert opened["size"] == SIZE_TEXT
+        assert page.pack_errors() == [], page.all_errors()
+    finally:
         page.close()
 
 

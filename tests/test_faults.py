@@ -263,7 +263,8 @@ def _run_in_thread(call, wait: float):
 def test_answer_trickling_forever_is_cut_off_at_the_read_timeout(make_client, api, standin):
     # 200, chunked, one byte every 0.2 s: each wait for data is short, so only a bound on the whole answer ends it.
     client = make_client(read_timeout=1.5)
-    standin.queue_post_faults([{"trickle": 0.2}])
+    # No usage-log row: nothing tells whether it was billed (with a succeeded row: tests/test_tracing.py).
+    standin.queue_post_faults([{"trickle": 0.2, "log": "none"}])
     started = time.monotonic()
     finished, error = _run_in_thread(lambda: client.generate(REQUEST_BODY), 10)
     assert finished, "still reading a trickling answer after 10 s"
@@ -278,7 +279,7 @@ def test_trickling_answer_through_the_node_ends_at_the_read_timeout(pack, api, s
     with StandInServer(key=TEST_KEY).start() as server:
         monkeypatch.setenv("AIML_API_BASE", server.base_url)
         monkeypatch.setenv("FLUX2_LORA_READ_TIMEOUT", "2")
-        server.queue_post_faults([{"trickle": 0.5}])
+        server.queue_post_faults([{"trickle": 0.5, "log": "none"}])
         finished, error = _run_in_thread(lambda: generate(pack), 12)
         assert finished, "the node still waits for a trickling answer after 12 s"
         assert isinstance(error, api.APITimeoutError) and server.post_count == 1

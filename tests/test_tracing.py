@@ -272,3 +272,11 @@ def test_standin_logs_endpoint_checks_its_query_as_documented(standin):
     assert requests.get(url, params={"period": "1d"}, timeout=5).status_code == 401
     page = requests.get(url, params={"period": "1d"}, headers=auth, timeout=5).json()
     assert page == {"data": [], "pagination": {"limit": 50, "offset": 0, "total": 0, "has_more": False}}
+
+
+def test_an_answer_trickling_past_the_read_timeout_with_a_succeeded_row_is_a_billed_error(client, api, standin):
+    client.read_timeout = 1.0
+    standin.queue_post_faults([{"trickle": 0.2}])  # a 200 the API billed, arriving one byte at a time
+    with pytest.raises(api.BilledWithoutAnswerError, match="120,000 credits"):
+        client.generate(REQUEST_BODY)
+    assert standin.post_count == 1

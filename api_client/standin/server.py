@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .accounts import Accounts
 from .api import parse_body
 from .faults import FaultQueue, check_file_fault, check_post_fault
 from .files import FileStore
@@ -48,6 +49,8 @@ class StandInServer:
         self.file_get_count = 0
         self._bodies: deque[tuple[Any, int]] = deque()  # (parsed body, size of the raw body)
         self._bodies_bytes = 0
+        self._request_ids: deque[str | None] = deque(maxlen=BODY_HISTORY)  # X-Client-Request-Id of each POST
+        self.accounts = Accounts()  # usage logs, balance, model catalogue (GET /v2/logs, /v2/billing, /v1/models)
         self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
@@ -134,8 +137,10 @@ class StandInServer:
         """Queue faults for the next GETs of image files (ValueError if invalid)."""
         self._file_faults.extend(faults)
 
-    def configure(self, latency: float | None = None, response_mode: str | None = None) -> None:
-        """Change latency and/or response mode (what POST /_standin/config does)."""
+    def configure(self, latency: float | None = None, response_mode: str | None = None,
+                  endpoints: dict[str, str] | None = None, balance: float | None = None) -> None:
+        """Change latency, response mode, service endpoint faults or balance (what POST /_standin/config does)."""
+        self.accounts.configure(endpoints=endpoints, balance=balance)
         if latency is not None:
             if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
                 raise ValueError("latency must be a number >= 0")
@@ -152,7 +157,9 @@ class StandInServer:
             self.file_get_count = 0
             self._bodies.clear()
             self._bodies_bytes = 0
+            self._request_ids.clear()
             self.received_images = []
+        self.accounts.reset()
         self._post_faults.clear()
         self._file_faults.clear()
         self.latency = 0.0
@@ -168,6 +175,9 @@ class StandInServer:
             "stored_files": len(self.store),
             "latency": self.latency,
             "response_mode": self.response_mode,
+            "service_get_counts": dict(self.accounts.get_counts),
+            "balance": self.accounts.balance,
+            "endpoints": dict(self.accounts.endpoint_modes),
         }
 
     @property
@@ -197,7 +207,13 @@ class StandInServer:
 
         return [shorten(body) for body in self.post_bodies]
 
-    def _count_post(self, raw: bytes) -> dict[str, Any] | None:
+    @property
+    def post_request_ids(self) -> list[str | None]:
+        """The X-Client-Request-Id of the most recent POSTs (at most ``BODY_HISTORY``), oldest first."""
+        with self._lock:
+            return list(self._request_ids)
+
+    def _count_post(self, raw: bytes, client_request_id: str | None = None) -> dict[str, Any] | None:
         try:
             body = parse_body(raw)
         except ValueError:
@@ -206,6 +222,7 @@ class StandInServer:
             self.post_count += 1
             self._bodies.append((body, len(raw)))
             self._bodies_bytes += len(raw)
+            self._request_ids.append(client_request_id)
             while len(self._bodies) > 1 and (len(self._bodies) > BODY_HISTORY
                                              or self._bodies_bytes > BODY_HISTORY_BYTES):
                 self._bodies_bytes -= self._bodies.popleft()[1]

@@ -28,9 +28,12 @@ CLASSIC, NODES_2 = "classic", "nodes2"
 TOP, SUBGRAPH = "top", "subgraph"
 LATENCY = 4.0  # seconds the stand-in waits before answering: the status shows meanwhile
 SIZE_TEXT = "1024 × 768 · 4:3 · 0.79 MP"
-WAITING = re.compile(r"^Waiting for the AI/ML API \(1 picture\)\.\.\. \d+ s$")
-AFTER_RUN = re.compile(r"^Last run: 1 picture, [\d,.]+ credits\n.*\nThis session: [\d,.]+ credits · ComfyUI total: ",
-                       re.DOTALL)
+# The price line (web/js/price.js) follows the status and comes before the last run.
+PRICE = re.compile(r"^Price: ~\$0\.06( \([\d,]+ credits\))? for 1 picture 1024x768$")
+PRICE_LINE = r"Price: ~\$0\.06( \([\d,]+ credits\))? for 1 picture 1024x768"
+WAITING = re.compile(rf"^Waiting for the AI/ML API \(1 picture\)\.\.\. \d+ s\n{PRICE_LINE}$")
+AFTER_RUN = re.compile(rf"^{PRICE_LINE}\nLast run: 1 picture, [\d,.]+ credits\n.*\nThis session: [\d,.]+ credits · "
+                       "ComfyUI total: ", re.DOTALL)
 CASES = [(version, renderer, place) for version in (PINNED_FRONTEND, NEWEST_FRONTEND)
          for renderer in (CLASSIC, NODES_2) for place in (TOP, SUBGRAPH)
          if not (version == PINNED_FRONTEND and renderer == NODES_2)]
@@ -152,8 +155,9 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
         assert page.frontend_version() == version
         ids = page.page.evaluate(_BUILD, [place, f"a fox, {name}"])
         page.page.wait_for_timeout(500)
+        _wait_for_text(page, ids, "^Price: ")
         before = _texts(page, ids, renderer)
-        assert before == {"size": SIZE_TEXT, "gen": ""}
+        assert before["size"] == SIZE_TEXT and PRICE.match(before["gen"]), before
 
         known = set(comfy.history())
         status, answer = page.queue()
@@ -163,12 +167,12 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
         waiting = _texts(page, ids, renderer)
         page.screenshot(screenshot_dir / f"{name}-waiting.png")
         assert WAITING.match(waiting["gen"]), waiting
-        assert not waiting["gen"].endswith(" 0 s"), waiting
+        assert not waiting["gen"].split("\n")[0].endswith(" 0 s"), waiting
         assert waiting["size"] == SIZE_TEXT
 
         entry = comfy.wait_for_new_entry(known)
         assert entry["status"]["status_str"] == "success", status_messages(entry)
-        _wait_for_text(page, ids, "^Last run:")
+        _wait_for_text(page, ids, "Last run:")
         after = _texts(page, ids, renderer)
         page.screenshot(screenshot_dir / f"{name}-after.png")
         assert AFTER_RUN.match(after["gen"]), after
@@ -181,7 +185,7 @@ def test_node_texts_while_waiting_and_after_the_run_and_nothing_saved(
         # As a saved file holds it: JSON (which drops undefined fields; null ones break 1.58.1's loader).
         doc = page.page.evaluate("() => JSON.parse(JSON.stringify((app.rootGraph ?? app.graph).serialize()))")
         text = json.dumps(doc, ensure_ascii=False)
-        for shown in (SIZE_TEXT, "Last run", "This session", "flux2_display"):
+        for shown in (SIZE_TEXT, "Last run", "This session", "Price:", "flux2_display"):
             assert shown not in text, f"{shown!r} was saved in the workflow"
         values = _saved_values(doc)
         assert values["Flux2LoraImageSize"] == ["landscape_4_3", 1024, 768]

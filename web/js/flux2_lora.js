@@ -261,3 +261,6 @@ app.registerExtension({
     }
   },
 });
+
+// For the pack's other pieces that add a part to a node's display (web/js/price.js: "price").
+export { displayOf, refresh as refreshDisplay };

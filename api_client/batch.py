@@ -91,6 +91,7 @@ def run_batch(
     poll_interval: float = 0.05,
     cache: ResultCache | None = None,
     budget: CreditBudget | None = None,
+    cancel: threading.Event | None = None,
 ) -> BatchResult:
     """Send ``requests`` concurrently and deliver every picture to ``sink``.
 
@@ -100,6 +101,8 @@ def run_batch(
     Requests found in ``cache`` are decoded from it without being sent (0
     credits); the others are saved to it once complete. ``budget`` refuses the
     batch before anything is sent if it has been used up, and counts the credits.
+    ``cancel``, set from another thread, stops every request and download of the
+    batch that has not been sent yet (the caller's ``check_cancel`` then ends it).
     """
     bodies = [request.to_body() for request in requests]
     stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
@@ -111,7 +114,7 @@ def run_batch(
     result.image_urls = [None] * result.requested
     total_steps = len(requests) + result.requested
     steps = 0
-    cancel = threading.Event()
+    cancel = cancel if cancel is not None else threading.Event()
     decode_slots = threading.Semaphore(max(1, os.cpu_count() or 1))
     executor = _shared_pool()
     pending: dict[Future, tuple[str, int]] = {}

@@ -41,6 +41,7 @@ from .errors import (
     redact,
     redacted_headers,
 )
+from .in_flight import request_slots
 from .retry import (
     DOWNLOAD_RETRY_STATUSES,
     REFUSED_STATUSES,
@@ -290,10 +291,18 @@ class ApiClient:
     def generate(self, body: dict[str, Any], cancel: threading.Event | None = None) -> GenerationResponse:
         """POST one generation request, retrying only what cannot have been billed.
 
+        The request first waits for one of the process's request slots
+        (``in_flight``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
+        retries; ``cancel`` ends that wait too, before anything is sent.
+
         Errors are raised outside any ``except`` block, so their ``__context__`` is
         empty: a requests exception (which holds the request and its headers)
         never travels along with them.
         """
+        with request_slots().slot(cancel):
+            return self._generate(body, cancel)
+
+    def _generate(self, body: dict[str, Any], cancel: threading.Event | None) -> GenerationResponse:
         url = f"{self.base_url}/images/generations"
         attempts = 0
         while True:

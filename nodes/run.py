@@ -26,6 +26,7 @@ from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
     from ..api_client.decode import DecodedImage
+    from .node_call import NodeHooks
 
 _SCALE = np.float32(255.0)
 
@@ -96,11 +97,13 @@ def _cache_state(result: BatchResult, use_cache: bool) -> tuple[str, str]:
     return "partial", f"{cached} of {total} requests from cache (0 credits), {total - cached} sent to the API"
 
 
-def run_generation(requests: list[GenerationRequest], node_id: str | None = None,
+def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = None,
                    use_cache: bool = True) -> tuple[torch.Tensor, dict]:
     """Send checked ``requests`` and return (IMAGE tensor, info dict). Nothing here shows the key.
 
-    With ``use_cache``, requests made before come from the result cache without being sent.
+    ``hooks`` are the node's Cancel check, progress bar and status (node_call); on
+    either path, this same code runs on the thread that waits. With ``use_cache``,
+    requests made before come from the result cache without being sent.
     """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
@@ -111,13 +114,13 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
     client = shared_client(resolve_api_key(extra_key_files=key_files, hint=hint), resolve_base_url())
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
-    hooks = RunHooks(node_id)
+    hooks = hooks if hooks is not None else RunHooks()
     total = sum(r.num_images for r in requests)
     hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")
     sink = TensorSink(total)
     try:
         result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress,
-                           cache=cache, budget=credit_budget())
+                           cache=cache, budget=credit_budget(), cancel=hooks.cancel_event)
     finally:
         hooks.status("")
     images = sink.finish(result.filled)

@@ -7,6 +7,9 @@ into the API's rate limit. Requests beyond the cap wait for a free slot, in the
 order they asked, and stop waiting as soon as their run is cancelled (nothing
 is sent then). A slot is held for the whole request, retries and their waits
 included, so a 429 answer slows the queue instead of letting another request in.
+A request whose run was cancelled stops counting at once, even while its POST
+still waits for the answer (which is still counted and cached when it comes):
+Cancel never holds up the next run.
 
 The cap is env ``FLUX2_LORA_MAX_IN_FLIGHT`` (default 8), read each time a
 request asks for a slot, so a change applies from the next request on.
@@ -49,7 +52,7 @@ class RequestSlots:
     def __init__(self, limit: int) -> None:
         self._lock = threading.Condition()
         self._limit = limit
-        self._in_flight = 0
+        self._holders: dict[object, threading.Event | None] = {}  # slot -> its holder's cancel event
         self._queue: deque[object] = deque()
 
     @property
@@ -63,45 +66,54 @@ class RequestSlots:
             self._limit = limit
             self._lock.notify_all()
 
+    def _counted(self) -> int:
+        return sum(1 for cancel in self._holders.values() if cancel is None or not cancel.is_set())
+
     @property
     def in_flight(self) -> int:
+        """Slots held by requests whose run has not been cancelled."""
         with self._lock:
-            return self._in_flight
+            return self._counted()
 
     @property
     def waiting(self) -> int:
         with self._lock:
             return len(self._queue)
 
-    def acquire(self, cancel: threading.Event | None = None) -> None:
-        """Wait for a slot; raise Cancelled (holding none) if ``cancel`` is set first."""
+    def acquire(self, cancel: threading.Event | None = None) -> object:
+        """Wait for a slot and return it; raise Cancelled (holding none) if ``cancel`` is set first.
+
+        Once ``cancel`` is set, the slot no longer counts toward the limit.
+        """
         ticket = object()
         with self._lock:
             self._queue.append(ticket)
             try:
-                while self._queue[0] is not ticket or self._in_flight >= self._limit:
+                # Cancel events are set without notice, so the wait also wakes up to look at them.
+                while self._queue[0] is not ticket or self._counted() >= self._limit:
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("Cancelled while waiting for a free request slot; nothing was sent.")
                     self._lock.wait(_CANCEL_POLL)
-                self._in_flight += 1
+                self._holders[ticket] = cancel
             finally:
                 self._queue.remove(ticket)
                 # The next in line may be free to go now (or the head left the queue).
                 self._lock.notify_all()
+        return ticket
 
-    def release(self) -> None:
+    def release(self, ticket: object) -> None:
         with self._lock:
-            self._in_flight -= 1
+            del self._holders[ticket]
             self._lock.notify_all()
 
     @contextmanager
     def slot(self, cancel: threading.Event | None = None) -> Iterator[None]:
-        """Hold one slot for the body of the ``with`` block."""
-        self.acquire(cancel)
+        """Hold one slot for the body of the ``with`` block (see ``acquire`` for ``cancel``)."""
+        ticket = self.acquire(cancel)
         try:
             yield
         finally:
-            self.release()
+            self.release(ticket)
 
 
 _process_slots: RequestSlots | None = None

@@ -158,6 +158,13 @@ class Handler(BaseHTTPRequestHandler):
     def _generation(self, raw: bytes) -> None:
         srv = self.standin
         fault = srv._count_post(raw)
+        srv._post_in_progress(1)
+        try:
+            self._answer_generation(srv, raw, fault)
+        finally:
+            srv._post_in_progress(-1)
+
+    def _answer_generation(self, srv: StandInServer, raw: bytes, fault: dict[str, Any] | None) -> None:
         if wait_or_stop(srv.stopping, srv.latency) or wait_or_stop(srv.stopping, (fault or {}).get("delay", 0)):
             self.close_connection = True  # server stopping: hang up rather than answer late
             return

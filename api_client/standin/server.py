@@ -42,6 +42,9 @@ class StandInServer:
         self.post_count = 0
         self.file_get_count = 0
         self.post_bodies: list[Any] = []
+        # Generation POSTs being answered right now, and the most at once since the last reset.
+        self.posts_in_progress = 0
+        self.max_posts_in_progress = 0
         self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
@@ -146,6 +149,7 @@ class StandInServer:
             self.file_get_count = 0
             self.post_bodies.clear()
             self.received_images = []
+            self.max_posts_in_progress = self.posts_in_progress
         self._post_faults.clear()
         self._file_faults.clear()
         self.latency = 0.0
@@ -156,6 +160,8 @@ class StandInServer:
         return {
             "post_count": self.post_count,
             "file_get_count": self.file_get_count,
+            "posts_in_progress": self.posts_in_progress,
+            "max_posts_in_progress": self.max_posts_in_progress,
             "pending_post_faults": len(self._post_faults),
             "pending_file_faults": len(self._file_faults),
             "stored_files": len(self.store),
@@ -172,6 +178,11 @@ class StandInServer:
             self.post_count += 1
             self.post_bodies.append(body)
             return self._post_faults.pop()
+
+    def _post_in_progress(self, step: int) -> None:
+        with self._lock:
+            self.posts_in_progress += step
+            self.max_posts_in_progress = max(self.max_posts_in_progress, self.posts_in_progress)
 
     def _count_file_get(self) -> dict[str, Any] | None:
         with self._lock:

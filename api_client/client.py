@@ -41,7 +41,7 @@ from .errors import (
     redact,
     redacted_headers,
 )
-from .in_flight import request_slots
+from .request_slots import request_slots
 from .retry import (
     DOWNLOAD_RETRY_STATUSES,
     REFUSED_STATUSES,
@@ -292,7 +292,7 @@ class ApiClient:
         """POST one generation request, retrying only what cannot have been billed.
 
         The request first waits for one of the process's request slots
-        (``in_flight``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
+        (``request_slots``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
         retries; ``cancel`` ends that wait too, before anything is sent.
 
         Errors are raised outside any ``except`` block, so their ``__context__`` is

@@ -39,7 +39,7 @@ COROUTINE_NODES = comfy_awaits_coroutines()
 # How often a waiting coroutine looks at ComfyUI's interrupt flag and the body's progress.
 INTERRUPT_POLL = 0.05
 # Node bodies running at once; each mostly waits for HTTP. Requests beyond the process cap
-# (api_client.in_flight) wait inside their bodies.
+# (api_client.request_slots) wait inside their bodies.
 _BODY_THREADS = 32
 
 

@@ -17,10 +17,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .budget import CreditBudget
+from .budget import CreditBudget, Hold
 from .cache import BatchCache, ResultCache
 from .client import ApiClient, GenerationResponse, ImageRef
 from .decode import DecodedImage, load_image
+from .estimate import estimate_credits, learn_price
 from .request import GenerationRequest
 
 
@@ -76,9 +77,18 @@ def _shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _count_credits(post: Future, budget: CreditBudget) -> None:
-    if not post.cancelled() and post.exception() is None:
-        budget.add(post.result().credits_used)
+def _settle(post: Future, body: dict, budget: CreditBudget, hold: Hold) -> None:
+    """Settle a POST's hold on the budget once it has ended, however it ended."""
+    if post.cancelled():
+        budget.release(hold)  # never started: nothing was sent
+        return
+    error = post.exception()
+    if error is None:
+        credits_used = post.result().credits_used
+        learn_price(body, credits_used)
+        budget.settle(hold, credits_used)
+    else:
+        budget.release(hold, getattr(error, "may_have_billed", False))
 
 
 def run_batch(
@@ -107,8 +117,8 @@ def run_batch(
     bodies = [request.to_body() for request in requests]
     stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
     to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
-    if budget is not None and to_send:
-        budget.check(len(to_send))
+    holds = budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel, poll_interval) \
+        if budget is not None and to_send else []
     offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
     result = BatchResult(requested=sum(r.num_images for r in requests))
     result.image_urls = [None] * result.requested
@@ -120,12 +130,12 @@ def run_batch(
     pending: dict[Future, tuple[str, int]] = {}
     finished = False
     try:
-        for k in to_send:
+        for n, k in enumerate(to_send):
             post = executor.submit(client.generate, bodies[k], cancel)
             if budget is not None:
-                # Counted whenever the answer arrives, even after a Cancel or another request's
+                # Settled whenever the answer arrives, even after a Cancel or another request's
                 # failure ended the batch: a request the API answered was billed either way.
-                post.add_done_callback(lambda done: _count_credits(done, budget))
+                post.add_done_callback(lambda done, body=bodies[k], hold=holds[n]: _settle(done, body, budget, hold))
             pending[post] = ("post", k)
         for k, hit in enumerate(stored.hits if stored is not None else ()):
             if hit is not None:

@@ -6,19 +6,32 @@ if one was given, else from env ``FLUX2_LORA_CREDIT_BUDGET``; without either
 there is no limit, and the total is still kept for display. Pictures served
 from the result cache cost nothing and are always allowed.
 
+Requests in flight count from the moment they are admitted: each holds its
+estimated cost (``estimate.estimate_credits``) until its answer settles it with
+what was billed, or it is released because it surely was not billed. A run is
+admitted while the credits spent plus those held are below the budget, so runs
+that overlap behave exactly as if they had run one after another in the order
+they were admitted: the run that crosses the budget finishes, the next one is
+refused. While a request whose cost cannot be estimated yet is in flight (the
+process has not been billed for that model yet), a new paid run waits for that
+answer instead of guessing; Cancel ends the wait.
+
 ``budget_get_answer`` and ``budget_post_answer`` are the logic behind the pack's
 budget route (nodes/budget_routes.py), which the frontend setting calls.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import BudgetExceededError, ConfigError
 from .route_input import Answer, RouteInputError, parse_json_object
+
+log = logging.getLogger("flux2_lora")
 
 BUDGET_ENV = "FLUX2_LORA_CREDIT_BUDGET"
 _NO_BUDGET_WORDS = {"", "none", "off"}
@@ -44,12 +57,27 @@ def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
     return value
 
 
+class Hold:
+    """One admitted request's claim on the budget: its estimated cost (None: not known yet)."""
+
+    __slots__ = ("estimate", "open")
+
+    def __init__(self, estimate: float | None) -> None:
+        self.estimate = estimate
+        self.open = True
+
+    def __repr__(self) -> str:
+        return f"Hold(estimate={self.estimate!r}, open={self.open})"
+
+
 class CreditBudget:
-    """The credits spent by this process and the limit they may reach; thread-safe."""
+    """The credits spent by this process, those held by requests in flight, and the limit; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._spent = 0.0
+        self._holds: list[Hold] = []
         self._setting: float | None = None
 
     @property
@@ -79,6 +107,12 @@ class CreditBudget:
         env = os.environ if environ is None else environ
         return parse_budget(env.get(BUDGET_ENV, "")), f"environment variable {BUDGET_ENV}"
 
+    @property
+    def held(self) -> float:
+        """Credits held by requests in flight (their estimates; unknown ones count 0 here)."""
+        with self._lock:
+            return sum(h.estimate or 0.0 for h in self._holds)
+
     def add(self, credits_used: float | None) -> None:
         """Count the credits one request cost (None: the API did not say)."""
         if credits_used:
@@ -86,23 +120,80 @@ class CreditBudget:
                 self._spent += credits_used
 
     def reset_spent(self) -> None:
-        """Start counting from zero again."""
+        """Start counting from zero again (requests still in flight keep their holds)."""
         with self._lock:
             self._spent = 0.0
 
     def check(self, requests: int) -> None:
         """Refuse ``requests`` paid requests if the budget has been reached; nothing is sent then."""
         limit, source = self.limit()
-        spent = self.spent
-        if limit is None or spent < limit:
+        with self._lock:
+            self._refuse_if_reached(limit, source, requests)
+
+    def _refuse_if_reached(self, limit: float | None, source: str, requests: int) -> None:
+        # Called with the lock held.
+        held = sum(h.estimate or 0.0 for h in self._holds)
+        if limit is None or self._spent + held < limit:
             return
         asked = "request was" if requests == 1 else f"{requests} requests were"
+        in_flight = (f" (and {_credits_text(held)} more are held by requests still waiting for their answers)"
+                     if held else "")
         raise BudgetExceededError(
-            f"Credit budget reached: this ComfyUI process has spent {_credits_text(spent)} of its budget of "
-            f"{_credits_text(limit)} (from {source}), so this node's {asked} not sent and nothing was billed. "
-            f"Raise the budget ({BUDGET_ENV} or the setting) or restart ComfyUI to count from zero. "
-            "Results already in the cache still run for free."
+            f"Credit budget reached: this ComfyUI process has spent {_credits_text(self._spent)}{in_flight} "
+            f"of its budget of {_credits_text(limit)} (from {source}), so this node's {asked} not sent and "
+            f"nothing was billed. Raise the budget ({BUDGET_ENV} or the setting) or restart ComfyUI to count "
+            "from zero. Results already in the cache still run for free."
         )
+
+    def admit(self, estimates: Sequence[float | None], check_cancel: Callable[[], None] | None = None,
+              poll_interval: float = 0.05) -> list[Hold]:
+        """Admit one run's paid requests (their estimated costs), or refuse them all before any is sent.
+
+        Refused (``BudgetExceededError``) when the credits spent plus those held by requests in
+        flight have reached the budget. While a request of unknown cost is in flight, its answer
+        is waited for first (``check_cancel`` is called every ``poll_interval`` seconds meanwhile).
+        Every hold returned must end in ``settle`` or ``release``.
+        """
+        warned = False
+        while True:
+            limit, source = self.limit()
+            with self._lock:
+                self._refuse_if_reached(limit, source, len(estimates))
+                if limit is None or all(h.estimate is not None for h in self._holds):
+                    holds = [Hold(estimate) for estimate in estimates]
+                    self._holds += holds
+                    return holds
+                if not warned:
+                    log.info("Credit budget: waiting for the answer of a request of unknown cost before "
+                             "sending more.")
+                    warned = True
+                self._changed.wait(poll_interval)
+            if check_cancel is not None:
+                check_cancel()
+
+    def settle(self, hold: Hold, credits_used: float | None) -> None:
+        """The request was answered: replace its estimate by what it cost.
+
+        An answer that does not say what it cost keeps its estimate as the cost: never free.
+        """
+        self._close(hold, credits_used if credits_used is not None else hold.estimate)
+
+    def release(self, hold: Hold, may_have_billed: bool = False) -> None:
+        """The request failed: drop its hold, or (``may_have_billed``) count its estimate as spent."""
+        if may_have_billed:
+            log.info("A request that may have been billed failed; counting its estimated %s against the budget.",
+                     _credits_text(hold.estimate or 0.0))
+        self._close(hold, hold.estimate if may_have_billed else None)
+
+    def _close(self, hold: Hold, spent: float | None) -> None:
+        with self._lock:
+            if not hold.open:
+                return
+            hold.open = False
+            self._holds = [h for h in self._holds if h is not hold]
+            if spent:
+                self._spent += spent
+            self._changed.notify_all()
 
     def snapshot(self) -> dict[str, float | None]:
         """{"spent": credits so far, "budget": the limit or None}, for the frontend."""

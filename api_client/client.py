@@ -242,6 +242,7 @@ class _PostFailure:
     error: Flux2Error
     retryable: bool
     reason: str
+    may_have_billed: bool = False
 
 
 class ApiClient:
@@ -314,6 +315,8 @@ class ApiClient:
             outcome = self._post_once(url, body)
             if isinstance(outcome, _PostFailure):
                 if not outcome.retryable or retry_number >= self.retry.max_retries:
+                    if outcome.may_have_billed:
+                        outcome.error.may_have_billed = True
                     raise outcome.error
                 wait = self.retry.backoff(retry_number)
                 log.info("connection to %s failed (%s); retry %d in %.1f s",
@@ -347,7 +350,9 @@ class ApiClient:
                     f"The AI/ML API redirected the request ({response.status_code}) to "
                     f"{redact(response.headers.get('Location', '?'))}; set AIML_API_BASE to the final address.",
                     response.status_code)
-            raise error_for_status(response, self.key, attempts, note)
+            error = error_for_status(response, self.key, attempts, note)
+            error.may_have_billed = bool(note) and late
+            raise error
 
     def _post_once(self, url: str, body: dict[str, Any]) -> requests.Response | _PostFailure:
         """One POST: the response, or what went wrong (the requests exception stays in here)."""
@@ -378,7 +383,8 @@ class ApiClient:
                     "have processed and billed it, so it was not sent again. Check your usage before re-running.")
             # A failed certificate check will not pass a second later: no retry.
             retryable = not (_was_sent(exc) or dropped_late or isinstance(exc, requests.exceptions.SSLError))
-            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__)
+            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__,
+                                may_have_billed=_was_sent(exc) or dropped_late)
         except (ValueError, UnicodeError):
             # http.client refuses a header value with a line break or non-Latin-1 character; its
             # message would quote the key, so none of it is kept.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,13 @@ def _server():
 
 
 def _reset_credit_budget() -> None:
+    # A fresh budget object: requests a previous test left in flight settle into the old one.
     budget_module = sys.modules.get(f"{PACK_NAME}.api_client.budget")
     if budget_module is not None:
-        budget_module.set_credit_budget(None)
-        budget_module.credit_budget().reset_spent()
+        budget_module._process_budget = budget_module.CreditBudget()
+    estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.estimate")
+    if estimate_module is not None:
+        estimate_module.forget_prices()
 
 
 @pytest.fixture
@@ -136,6 +140,53 @@ def run_client(app: Any, steps: Any) -> Any:
     return asyncio.run(main())
 
 
+class InterruptProcessingException(Exception):
+    """Shaped like comfy.model_management's own."""
+
+
+class FakeComfy:
+    """Minimal comfy.model_management / comfy.utils with the real function names."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.lock = threading.Lock()
+        self.progress: list[tuple[int, int]] = []
+
+        management = types.ModuleType("comfy.model_management")
+        management.InterruptProcessingException = InterruptProcessingException
+        management.processing_interrupted = lambda: self.interrupted
+        management.throw_exception_if_processing_interrupted = self._throw
+        utils = types.ModuleType("comfy.utils")
+        fake = self
+
+        class ProgressBar:
+            def __init__(self, total, node_id=None):
+                self.total = total
+
+            def update_absolute(self, value, total=None, preview=None):
+                fake.progress.append((value, total or self.total))
+
+        utils.ProgressBar = ProgressBar
+        comfy = types.ModuleType("comfy")
+        comfy.model_management, comfy.utils = management, utils
+        self.modules = {"comfy": comfy, "comfy.model_management": management, "comfy.utils": utils}
+
+    def _throw(self) -> None:
+        with self.lock:
+            if self.interrupted:
+                self.interrupted = False
+                raise InterruptProcessingException()
+
+
+@pytest.fixture
+def comfy(monkeypatch):
+    """comfy.model_management and comfy.utils stand-ins: ``comfy.interrupted = True`` is Cancel."""
+    fake = FakeComfy()
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return fake
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on (bound, then closed)."""
     with socket.socket() as sock:
@@ -143,5 +194,5 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "aiohttp_app", "closed_port", "generate", "generate_inputs",
-           "run_client", "run_node"]
+__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "InterruptProcessingException", "aiohttp_app",
+           "closed_port", "generate", "generate_inputs", "run_client", "run_node"]

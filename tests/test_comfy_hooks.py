@@ -5,56 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import types
 
 import pytest
-from conftest import generate
-
-
-class InterruptProcessingException(Exception):
-    """Shaped like comfy.model_management's own."""
-
-
-class FakeComfy:
-    """Minimal comfy.model_management / comfy.utils with the real function names."""
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self.lock = threading.Lock()
-        self.progress: list[tuple[int, int]] = []
-
-        management = types.ModuleType("comfy.model_management")
-        management.InterruptProcessingException = InterruptProcessingException
-        management.processing_interrupted = lambda: self.interrupted
-        management.throw_exception_if_processing_interrupted = self._throw
-        utils = types.ModuleType("comfy.utils")
-        fake = self
-
-        class ProgressBar:
-            def __init__(self, total, node_id=None):
-                self.total = total
-
-            def update_absolute(self, value, total=None, preview=None):
-                fake.progress.append((value, total or self.total))
-
-        utils.ProgressBar = ProgressBar
-        comfy = types.ModuleType("comfy")
-        comfy.model_management, comfy.utils = management, utils
-        self.modules = {"comfy": comfy, "comfy.model_management": management, "comfy.utils": utils}
-
-    def _throw(self) -> None:
-        with self.lock:
-            if self.interrupted:
-                self.interrupted = False
-                raise InterruptProcessingException()
-
-
-@pytest.fixture
-def comfy(monkeypatch):
-    fake = FakeComfy()
-    for name, module in fake.modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return fake
+from conftest import InterruptProcessingException, generate
 
 
 def test_cancel_ends_the_node_at_once_without_waiting_for_requests(pack, standin, comfy):

@@ -1,0 +1,64 @@
+"""What one generation request is expected to cost, before its answer says what it did cost.
+
+The credit budget holds this estimate for every request in flight, so runs that
+start while others are still waiting for their answers see the money already
+committed. ``estimate_credits`` is the one function the budget asks; it can be
+replaced by one that knows the model's official price list.
+
+Until then, the price is learned from this process's own billed answers: the
+highest rate seen per model, in credits per picture per started megapixel
+(2**20 pixels, the unit image models are priced in). Taking the highest rate
+seen makes the estimate err on the side of refusing. Before a model's first
+billed answer its price is unknown (None), and the budget waits for that answer
+rather than guess (see budget.py).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from .request import expected_pixels
+
+_rates: dict[str, float] = {}
+_rates_lock = threading.Lock()
+
+
+def _megapixel_pictures(body: Mapping[str, Any]) -> float | None:
+    """Pictures times started megapixels a request asks for, or None if the body does not say."""
+    try:
+        width, height = expected_pixels(body.get("image_size"))
+        count = int(body["num_images"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if count <= 0 or width <= 0 or height <= 0:
+        return None
+    return count * math.ceil(width * height / 2**20)
+
+
+def estimate_credits(body: Mapping[str, Any]) -> float | None:
+    """The credits ``body`` is expected to cost, or None while this process knows no price for its model."""
+    units = _megapixel_pictures(body)
+    with _rates_lock:
+        rate = _rates.get(str(body.get("model")))
+    if units is None or rate is None:
+        return None
+    return rate * units
+
+
+def learn_price(body: Mapping[str, Any], credits_used: float | None) -> None:
+    """Remember the rate a billed answer showed for ``body``'s model (the highest one seen wins)."""
+    units = _megapixel_pictures(body)
+    if units is None or credits_used is None or not math.isfinite(credits_used) or credits_used <= 0:
+        return
+    model = str(body.get("model"))
+    with _rates_lock:
+        _rates[model] = max(_rates.get(model, 0.0), credits_used / units)
+
+
+def forget_prices() -> None:
+    """Forget every learned rate (tests; a restart does the same)."""
+    with _rates_lock:
+        _rates.clear()

@@ -1,34 +1,32 @@
 """Running several generation requests at once and streaming their pictures to a sink.
 
-All requests go out together. As soon as one answers, its pictures start
-downloading and decoding in worker threads (Pillow and numpy release the GIL),
-and each decoded picture is handed to the sink with its final batch index, so the
-caller can read it out, strip by strip, straight into its slice of a preallocated
-output. The calling thread only waits, checks for cancellation at least every
-``poll_interval`` seconds, and reports progress.
+Each request of a batch is answered from the result cache, by joining an
+identical request already in flight in this process, or by a new POST
+(``inflight.SharedRequest``). All new requests go out together. As soon as one
+answers, its pictures start downloading and decoding in worker threads (Pillow
+and numpy release the GIL), and each decoded picture is handed to the sink with
+its final batch index, so the caller can read it out, strip by strip, straight
+into its slice of a preallocated output. The calling thread only waits for
+events, checks for cancellation at least every ``poll_interval`` seconds, and
+reports progress.
 """
 
 from __future__ import annotations
 
-import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from .budget import CreditBudget, Hold
-from .cache import BatchCache, ResultCache
-from .client import ApiClient, GenerationResponse, ImageRef
-from .decode import DecodedImage, load_image
-from .estimate import estimate_credits, learn_price
+from .cache import CachedResult, ResultCache, cache_key
+from .client import ApiClient, GenerationResponse
+from .estimate import estimate_credits
+from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .request import GenerationRequest
 
-
-class ImageSink(Protocol):
-    """Receives decoded pictures; called from worker threads, one call per batch index."""
-
-    def write(self, index: int, picture: DecodedImage) -> None: ...
+__all__ = ["BatchResult", "ImageSink", "run_batch"]
 
 
 @dataclass
@@ -47,25 +45,13 @@ class BatchResult:
             self.credits_used = (self.credits_used or 0.0) + value
 
 
-def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> None:
-    # Bound concurrent decodes to the cores so peak memory stays near the output size.
-    with decode_slots:
-        sink.write(index, load_image(data))
-
-
-def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,
-                      cancel: threading.Event, decode_slots: threading.Semaphore,
-                      stored: BatchCache | None = None) -> None:
-    data = client.fetch_image(ref, cancel)
-    _decode_into(data, index, sink, decode_slots)
-    if stored is not None:
-        stored.picture(index, data)
-
-
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-# Room for several runs at once, and for POSTs a Cancel left running (each ends by its timeout).
-_POOL_THREADS = 64
+# Not a limit runs compete for: a thread is started only when none is idle, then reused. Work a run no
+# longer needs keeps its thread until it ends (a POST already sent, by its read timeout; the downloads
+# for the cache, one after another, each within the download deadline), so the next run must never
+# queue behind it. One run uses at most 4 POSTs and 16 downloads; this cap is only a safety net.
+_POOL_THREADS = 1024
 
 
 def _shared_pool() -> ThreadPoolExecutor:
@@ -75,20 +61,6 @@ def _shared_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="flux2-lora")
         return _pool
-
-
-def _settle(post: Future, body: dict, budget: CreditBudget, hold: Hold) -> None:
-    """Settle a POST's hold on the budget once it has ended, however it ended."""
-    if post.cancelled():
-        budget.release(hold)  # never started: nothing was sent
-        return
-    error = post.exception()
-    if error is None:
-        credits_used = post.result().credits_used
-        learn_price(body, credits_used)
-        budget.settle(hold, credits_used)
-    else:
-        budget.release(hold, getattr(error, "may_have_billed", False))
 
 
 def run_batch(
@@ -101,85 +73,118 @@ def run_batch(
     poll_interval: float = 0.05,
     cache: ResultCache | None = None,
     budget: CreditBudget | None = None,
-    cancel: threading.Event | None = None,
 ) -> BatchResult:
     """Send ``requests`` concurrently and deliver every picture to ``sink``.
 
     ``check_cancel`` is called from this thread at least every ``poll_interval``
     seconds; whatever it raises ends the batch at once, without waiting for
-    requests in flight. Any error cancels the remaining work and is re-raised.
-    Requests found in ``cache`` are decoded from it without being sent (0
-    credits); the others are saved to it once complete. ``budget`` refuses the
-    batch before anything is sent if it has been used up, and counts the credits.
-    ``cancel``, set from another thread, stops every request and download of the
-    batch that has not been sent yet (the caller's ``check_cancel`` then ends it).
+    requests in flight. Any error ends the batch and is re-raised. With ``cache``,
+    requests found in it are decoded from it without being sent (0 credits), a
+    request identical to one already in flight in this process waits for that
+    one's answer (0 credits), and every answer the API bills is saved to it, even
+    after this batch has ended. ``budget`` admits the new requests, or refuses the
+    batch before anything is sent, and holds their estimated cost until answered.
     """
     bodies = [request.to_body() for request in requests]
-    stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
-    to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
-    holds = budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel, poll_interval) \
-        if budget is not None and to_send else []
-    offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
-    result = BatchResult(requested=sum(r.num_images for r in requests))
+    counts = [request.num_images for request in requests]
+    keys = [cache_key(client.base_url, body) if cache is not None else None for body in bodies]
+    offsets = [sum(counts[:k]) for k in range(len(requests))]
+    result = BatchResult(requested=sum(counts))
     result.image_urls = [None] * result.requested
-    total_steps = len(requests) + result.requested
-    steps = 0
-    cancel = cancel if cancel is not None else threading.Event()
-    decode_slots = threading.Semaphore(max(1, os.cpu_count() or 1))
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    listeners = [Listener(k, offsets[k], sink, events) for k in range(len(requests))]
     executor = _shared_pool()
-    pending: dict[Future, tuple[str, int]] = {}
-    finished = False
+    listening: dict[int, SharedRequest] = {}
+    started: set[int] = set()
+    hits: dict[int, CachedResult] = {}
+    decodes: list[Future] = []
+    unowned: list[Hold | None] = []  # admitted holds not yet handed to a request
     try:
+        for k, key in enumerate(keys):
+            if key is None or cache is None:
+                continue
+            shared = join(cache, key, listeners[k])
+            if shared is not None:
+                listening[k] = shared
+            else:
+                hit = cache.load(key, counts[k])
+                if hit is not None:
+                    hits[k] = hit
+        to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
+        if budget is not None and to_send:
+            unowned = list(budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel,
+                                        poll_interval))
         for n, k in enumerate(to_send):
-            post = executor.submit(client.generate, bodies[k], cancel)
-            if budget is not None:
-                # Settled whenever the answer arrives, even after a Cancel or another request's
-                # failure ended the batch: a request the API answered was billed either way.
-                post.add_done_callback(lambda done, body=bodies[k], hold=holds[n]: _settle(done, body, budget, hold))
-            pending[post] = ("post", k)
-        for k, hit in enumerate(stored.hits if stored is not None else ()):
-            if hit is not None:
-                result.add_credits(0.0)
-                for i, data in enumerate(hit.pictures):
-                    job = executor.submit(_decode_into, data, offsets[k] + i, sink, decode_slots)
-                    pending[job] = ("image", offsets[k] + i)
-                steps += 1
-        result.requests_sent = len(to_send)
-        result.requests_cached = len(requests) - len(to_send)
-        if on_progress:
-            on_progress(steps, total_steps)
-        while pending:
-            if check_cancel:
-                check_cancel()
-            done, _ = wait(pending, timeout=poll_interval, return_when=FIRST_COMPLETED)
-            for future in done:
-                kind, k = pending.pop(future)
-                if kind == "post":
-                    response: GenerationResponse = future.result()
-                    result.add_credits(response.credits_used)
-                    if stored is not None:
-                        stored.answered(k, response.credits_used, len(response.images))
-                    # More pictures than asked for are ignored; fewer leave gaps the caller closes.
-                    for i, ref in enumerate(response.images[: requests[k].num_images]):
-                        index = offsets[k] + i
-                        result.image_urls[index] = ref.url
-                        job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots,
-                                              stored)
-                        pending[job] = ("image", index)
-                    steps += 1 + requests[k].num_images - min(len(response.images), requests[k].num_images)
-                else:
-                    future.result()  # re-raises a failed download or decode
-                    result.filled.append(k)
-                    steps += 1
-                if on_progress:
-                    on_progress(steps, total_steps)
-        finished = True
+            hold = unowned[n] if unowned else None
+            outcome, new = join_or_start(
+                lambda k=k, hold=hold: SharedRequest(client, bodies[k], executor, key=keys[k], cache=cache,
+                                                     budget=budget, hold=hold),
+                listeners[k], keys[k], cache, counts[k])
+            if unowned:
+                unowned[n] = None
+            if hold is not None and budget is not None and not new:
+                budget.release(hold)  # answered by another run's request or the cache: nothing sent
+            if isinstance(outcome, SharedRequest):
+                listening[k] = outcome
+                if new:
+                    started.add(k)
+            else:
+                hits[k] = outcome
+        result.requests_sent = len(started)
+        result.requests_cached = len(requests) - len(started)
+        _collect(result, requests, offsets, listeners, hits, len(listening), started, events, executor, decodes,
+                 check_cancel, on_progress, poll_interval)
     finally:
-        if not finished:
-            # Work not started is dropped; work in flight sees ``cancel`` and stops at its next check
-            # (a POST already sent runs out on its own thread; its credits are still counted).
-            cancel.set()
-            for future in pending:
-                future.cancel()
+        for k, shared in listening.items():
+            shared.unsubscribe(listeners[k])
+        for future in decodes:
+            future.cancel()
+        for hold in unowned:
+            if hold is not None and budget is not None:
+                budget.release(hold)
     result.filled.sort()
     return result
+
+
+def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets: list[int],
+             listeners: list[Listener], hits: dict[int, CachedResult], answers: int, started: set[int],
+             events: queue.SimpleQueue, executor: ThreadPoolExecutor, decodes: list[Future],
+             check_cancel: Callable[[], None] | None, on_progress: Callable[[int, int], None] | None,
+             poll_interval: float) -> None:
+    """Wait for every answer and picture of the batch, reporting progress; raise the first failure."""
+    total_steps = len(requests) + result.requested
+    steps = 0
+    outstanding = answers  # answers still to come, then the pictures they announce
+    for k, hit in hits.items():
+        result.add_credits(0.0)
+        for i, data in enumerate(hit.pictures):
+            decodes.append(executor.submit(decode_for, listeners[k], i, data))
+        outstanding += len(hit.pictures)
+        steps += 1
+    if on_progress:
+        on_progress(steps, total_steps)
+    while outstanding:
+        if check_cancel:
+            check_cancel()
+        try:
+            kind, k, detail = events.get(timeout=poll_interval)
+        except queue.Empty:
+            continue
+        if kind == "failed":
+            raise detail
+        if kind == "answered":
+            response: GenerationResponse = detail
+            # A request this batch joined was paid for by the run that sent it.
+            result.add_credits(response.credits_used if k in started else 0.0)
+            # More pictures than asked for are ignored; fewer leave gaps the caller closes.
+            wanted = response.images[: requests[k].num_images]
+            for i, ref in enumerate(wanted):
+                result.image_urls[offsets[k] + i] = ref.url
+            outstanding += len(wanted) - 1
+            steps += 1 + requests[k].num_images - len(wanted)
+        else:  # "picture": picture ``detail`` of request k is in the sink
+            result.filled.append(offsets[k] + detail)
+            outstanding -= 1
+            steps += 1
+        if on_progress:
+            on_progress(steps, total_steps)

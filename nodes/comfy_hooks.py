@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +85,6 @@ def comfy_awaits_coroutines() -> bool:
 
 class RunHooks:
     """Cancel check, progress and status messages for one node run, called on the node's own thread."""
-
-    # An event that ends the run when set from another thread (see node_call.WorkerHooks); none
-    # here: on ComfyUI's own thread the interrupt check is what stops a run.
-    cancel_event: threading.Event | None = None
 
     def __init__(self, node_id: str | None = None) -> None:
         self.node_id = node_id

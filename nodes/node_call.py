@@ -47,7 +47,6 @@ class NodeHooks(Protocol):
     """What a node body may call: Cancel check, progress and status, for its own node."""
 
     node_id: str | None
-    cancel_event: threading.Event | None
 
     def check_cancel(self) -> None: ...
     def progress(self, done: int, total: int) -> None: ...

@@ -120,7 +120,7 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     sink = TensorSink(total)
     try:
         result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress,
-                           cache=cache, budget=credit_budget(), cancel=hooks.cancel_event)
+                           cache=cache, budget=credit_budget())
     finally:
         hooks.status("")
     images = sink.finish(result.filled)

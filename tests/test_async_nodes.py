@@ -353,3 +353,17 @@ def test_with_a_budget_the_first_run_of_unknown_price_goes_first_then_the_others
     outcomes = path.run_together([("Flux2LoraGenerate", gen(str(k), seed=700 + k)) for k in range(3)])
     assert all(isinstance(o, dict) for o in outcomes), outcomes
     assert standin.post_count == 3 and standin.max_posts_in_progress <= 2
+
+
+def test_two_nodes_with_the_same_request_at_the_same_time_pay_once(path, standin, comfy, api):
+    standin.latency = 0.5
+    outcomes = path.run_together([("Flux2LoraGenerate", gen("1", seed=800, num_images=2)),
+                                  ("Flux2LoraGenerate", gen("2", seed=800, num_images=2))],
+                                 after_first=lambda: standin.post_count >= 1)
+    assert all(isinstance(o, dict) for o in outcomes), outcomes
+    assert standin.post_count == 1
+    import torch
+
+    assert torch.equal(outcomes[0]["result"][0], outcomes[1]["result"][0])
+    paid = sorted(_info(o)["credits_used"] for o in outcomes)
+    assert paid[0] == 0 and api.credit_budget().spent == pytest.approx(paid[1])

@@ -7,9 +7,11 @@ into the API's rate limit. Requests beyond the cap wait for a free slot, in the
 order they asked, and stop waiting as soon as their run is cancelled (nothing
 is sent then). A slot is held for the whole request, retries and their waits
 included, so a 429 answer slows the queue instead of letting another request in.
-A request whose run was cancelled stops counting at once, even while its POST
-still waits for the answer (which is still counted and cached when it comes):
-Cancel never holds up the next run.
+A request whose run was cancelled stops counting half a second later, even while
+its POST still waits for the answer (which is still counted and cached when it
+comes): Cancel never holds up the next run for long. The half second lets the
+other requests of the cancelled prompt see their own Cancel first, so none of
+them takes a slot their cancelled siblings give up.
 
 The cap is env ``FLUX2_LORA_MAX_IN_FLIGHT`` (default 8), read each time a
 request asks for a slot, so a change applies from the next request on.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +32,9 @@ MAX_IN_FLIGHT_ENV = "FLUX2_LORA_MAX_IN_FLIGHT"
 DEFAULT_MAX_IN_FLIGHT = 8
 # How often a waiting request looks at its cancel event; Cancel must end a wait within a fraction of a second.
 _CANCEL_POLL = 0.05
+# How long a cancelled request keeps its slot: every node of a cancelled prompt checks for Cancel
+# every 0.05 s, so by then the requests still queued behind it have all given up their turn.
+CANCELLED_GRACE = 0.5
 
 
 def parse_max_in_flight(raw: str) -> int:
@@ -53,6 +59,7 @@ class RequestSlots:
         self._lock = threading.Condition()
         self._limit = limit
         self._holders: dict[object, threading.Event | None] = {}  # slot -> its holder's cancel event
+        self._cancel_seen: dict[object, float] = {}  # slot -> when its cancel event was first seen set
         self._queue: deque[object] = deque()
 
     @property
@@ -67,7 +74,16 @@ class RequestSlots:
             self._lock.notify_all()
 
     def _counted(self) -> int:
-        return sum(1 for cancel in self._holders.values() if cancel is None or not cancel.is_set())
+        # Called with the lock held; the waiters' polling calls it often enough to time the grace.
+        now = time.monotonic()
+        counted = 0
+        for ticket, cancel in self._holders.items():
+            if cancel is None or not cancel.is_set():
+                counted += 1
+                self._cancel_seen.pop(ticket, None)
+            elif now - self._cancel_seen.setdefault(ticket, now) < CANCELLED_GRACE:
+                counted += 1
+        return counted
 
     @property
     def in_flight(self) -> int:
@@ -83,7 +99,8 @@ class RequestSlots:
     def acquire(self, cancel: threading.Event | None = None) -> object:
         """Wait for a slot and return it; raise Cancelled (holding none) if ``cancel`` is set first.
 
-        Once ``cancel`` is set, the slot no longer counts toward the limit.
+        Once ``cancel`` has been set for ``CANCELLED_GRACE`` seconds, the slot no longer counts
+        toward the limit (if it is cleared again, because another run wants the answer, it counts again).
         """
         ticket = object()
         with self._lock:
@@ -104,6 +121,7 @@ class RequestSlots:
     def release(self, ticket: object) -> None:
         with self._lock:
             del self._holders[ticket]
+            self._cancel_seen.pop(ticket, None)
             self._lock.notify_all()
 
     @contextmanager

@@ -69,6 +69,27 @@ _GRAPH_STATE = """
 """
 
 
+# Scale and move the canvas so every node (with its title and the text under it) is on screen.
+_FIT_VIEW = """
+() => {
+  const canvas = window.app.canvas;
+  const nodes = window.app.graph._nodes ?? window.app.graph.nodes;
+  if (!nodes.length) return;
+  const title = 30, below = 80, margin = 40, left = 70, top = 90;  // sidebars and menus of the page
+  const x0 = Math.min(...nodes.map((n) => n.pos[0]));
+  const y0 = Math.min(...nodes.map((n) => n.pos[1] - title));
+  const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0]));
+  const y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1] + below));
+  const width = canvas.canvas.clientWidth - left - margin, height = canvas.canvas.clientHeight - top - margin;
+  const scale = Math.min(1, width / (x1 - x0), height / (y1 - y0));
+  canvas.ds.scale = scale;
+  canvas.ds.offset[0] = left / scale - x0;
+  canvas.ds.offset[1] = top / scale - y0;
+  canvas.setDirty(true, true);
+}
+"""
+
+
 class ComfyPage:
     """One browser page on a ComfyUI server's frontend."""
 
@@ -80,9 +101,13 @@ class ComfyPage:
         self.page_errors: list[str] = []
         self.pack_responses: list[tuple[int, str]] = []  # (status, url) of every pack file served
 
-    def open(self) -> ComfyPage:
-        """Open the frontend and wait until ``window.app`` has its graph; returns self."""
-        self.comfy.write_settings(QUIET_SETTINGS)
+    def open(self, settings: dict[str, Any] | None = None) -> ComfyPage:
+        """Open the frontend and wait until ``window.app`` has its graph; returns self.
+
+        ``settings`` are frontend settings to apply first, e.g. {"Comfy.VueNodes.Enabled": True}
+        for the Nodes 2.0 renderer of newer frontends (they stay for later pages of this server).
+        """
+        self.comfy.write_settings({**QUIET_SETTINGS, **(settings or {})})
         self.context = self.browser.new_context(viewport={"width": 1600, "height": 900})
         self.context.add_init_script(_ERROR_RECORDER)
         self.page = self.context.new_page()
@@ -136,7 +161,10 @@ class ComfyPage:
         return [f"{e['kind']}: {e['text'][:500]}" for e in recorded] + self.page_errors
 
     def screenshot(self, path: Path) -> Path:
+        """The whole graph, fitted to the window, saved as ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.evaluate(_FIT_VIEW)
+        self.page.wait_for_timeout(300)  # the next frame is drawn
         self.page.screenshot(path=str(path))
         return path
 

@@ -80,8 +80,22 @@ def _pixels(prompt: dict[str, Any], inputs: dict[str, Any]) -> tuple[int, int]:
     return PRESET_PIXELS[size["preset"]]
 
 
-def expected_run(prompt: dict[str, Any]) -> ExpectedRun:
-    """Pictures and requests a prompt of the shipped kind implies (generating nodes feeding output nodes)."""
+def _edit_pixels(prompt: dict[str, Any], inputs: dict[str, Any], input_folder: Path | None) -> tuple[int, int]:
+    """Edit without image_size: the stand-in answers with the input picture itself (the real API would
+    use its default size), so the size is that of the picture LoadImage gives ``image``."""
+    from PIL import Image
+
+    source = _source(prompt, inputs["image"])
+    assert source and source["class_type"] == "LoadImage" and input_folder, "Edit's image must come from LoadImage"
+    with Image.open(input_folder / source["inputs"]["image"]) as picture:
+        return picture.size
+
+
+def expected_run(prompt: dict[str, Any], input_folder: Path | None = None) -> ExpectedRun:
+    """Pictures and requests a prompt of the shipped kind implies (generating nodes feeding output nodes).
+
+    ``input_folder`` holds the pictures LoadImage reads (for Edit, see _edit_pixels).
+    """
     from api_client.limits import LIMITS
 
     per_request = LIMITS.images_per_request_max
@@ -100,7 +114,10 @@ def expected_run(prompt: dict[str, Any]) -> ExpectedRun:
             continue
         producer = _source(prompt, node["inputs"]["images"])
         assert producer and producer["class_type"] in GENERATING, f"output node {node_id} is not fed by the pack"
-        width, height = _pixels(prompt, producer["inputs"])
+        if producer["class_type"] == "Flux2LoraEdit" and "image_size" not in producer["inputs"]:
+            width, height = _edit_pixels(prompt, producer["inputs"], input_folder)
+        else:
+            width, height = _pixels(prompt, producer["inputs"])
         pictures[node_id] = (int(producer["inputs"]["num_images"]), width, height, folder)
     return ExpectedRun(pictures=pictures, requests=sorted(requests))
 
@@ -130,3 +147,16 @@ def picture_problems(comfy: Any, entry: dict[str, Any], expected: ExpectedRun) -
                 if picture.size != (width, height):
                     problems.append(f"node {node_id}: {path.name} is {picture.size}, expected {(width, height)}")
     return problems
+
+
+def text_to_image_prompt(seed: int | None = None, **generate_inputs: Any) -> dict[str, Any]:
+    """The shipped text_to_image API prompt with a new seed (so neither cache knows it) and any Generate inputs.
+
+    Nodes: "1" Seed, "2" Image Size, "3" Generate, "4" Save Image.
+    """
+    import secrets
+
+    prompt = load(FOLDER / "api" / "text_to_image.api.json")["prompt"]
+    prompt["1"]["inputs"]["seed"] = seed if seed is not None else secrets.randbelow(2**30) + 1
+    prompt["3"]["inputs"].update(generate_inputs)
+    return prompt

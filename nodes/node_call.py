@@ -12,8 +12,9 @@ by ``comfy_awaits_coroutines``:
   executor moves on to other nodes (and other items of a list input) meanwhile.
   The coroutine races the body against ComfyUI's interrupt flag: on Cancel, or
   when the executor cancels the task, it returns at once and sets the body's
-  cancel event, which stops queued requests, retries and downloads before they
-  send anything more. Progress is shown from the coroutine, on ComfyUI's loop.
+  cancel event: the body's batch then drops its requests still waiting for a
+  slot or a retry, so nothing more is sent (an answer already on its way still
+  fills the result cache). Progress is shown from the coroutine, on ComfyUI's loop.
 """
 
 from __future__ import annotations

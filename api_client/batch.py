@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import estimate
 from .budget import CreditBudget, Hold
 from .cache import CachedResult, ResultCache, cache_key
-from .client import ApiClient, GenerationResponse
-from .estimate import estimate_credits
+from .client import ApiClient, GenerationResponse, LazyClient
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .request import GenerationRequest
 
@@ -39,9 +39,12 @@ class BatchResult:
     credits_used: float | None = None
     requests_sent: int = 0
     requests_cached: int = 0
+    credits_unknown: int = 0  # requests answered without a valid cost: the total leaves them out
 
     def add_credits(self, value: float | None) -> None:
-        if value is not None:
+        if value is None:
+            self.credits_unknown += 1
+        else:
             self.credits_used = (self.credits_used or 0.0) + value
 
 
@@ -64,7 +67,7 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 
 def run_batch(
-    client: ApiClient,
+    client: ApiClient | LazyClient,
     requests: Sequence[GenerationRequest],
     sink: ImageSink,
     *,
@@ -84,6 +87,7 @@ def run_batch(
     one's answer (0 credits), and every answer the API bills is saved to it, even
     after this batch has ended. ``budget`` admits the new requests, or refuses the
     batch before anything is sent, and holds their estimated cost until answered.
+    A ``LazyClient`` is made into a client (the key looked up) only if a request must be sent.
     """
     bodies = [request.to_body() for request in requests]
     counts = [request.num_images for request in requests]
@@ -111,8 +115,10 @@ def run_batch(
                 if hit is not None:
                     hits[k] = hit
         to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
+        if isinstance(client, LazyClient) and to_send:
+            client = client.get()
         if budget is not None and to_send:
-            unowned = list(budget.admit([estimate_credits(bodies[k]) for k in to_send], check_cancel,
+            unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
                                         poll_interval))
         for n, k in enumerate(to_send):
             hold = unowned[n] if unowned else None
@@ -132,7 +138,7 @@ def run_batch(
                 hits[k] = outcome
         result.requests_sent = len(started)
         result.requests_cached = len(requests) - len(started)
-        _collect(result, requests, offsets, listeners, hits, len(listening), started, events, executor, decodes,
+        _collect(result, requests, offsets, listeners, hits, listening, started, events, executor, decodes,
                  check_cancel, on_progress, poll_interval)
     finally:
         for k, shared in listening.items():
@@ -147,14 +153,15 @@ def run_batch(
 
 
 def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets: list[int],
-             listeners: list[Listener], hits: dict[int, CachedResult], answers: int, started: set[int],
+             listeners: list[Listener], hits: dict[int, CachedResult], listening: dict[int, SharedRequest],
+             started: set[int],
              events: queue.SimpleQueue, executor: ThreadPoolExecutor, decodes: list[Future],
              check_cancel: Callable[[], None] | None, on_progress: Callable[[int, int], None] | None,
              poll_interval: float) -> None:
     """Wait for every answer and picture of the batch, reporting progress; raise the first failure."""
     total_steps = len(requests) + result.requested
     steps = 0
-    outstanding = answers  # answers still to come, then the pictures they announce
+    outstanding = len(listening)  # answers still to come, then the pictures they announce
     for k, hit in hits.items():
         result.add_credits(0.0)
         for i, data in enumerate(hit.pictures):
@@ -179,7 +186,8 @@ def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets
             # More pictures than asked for are ignored; fewer leave gaps the caller closes.
             wanted = response.images[: requests[k].num_images]
             for i, ref in enumerate(wanted):
-                result.image_urls[offsets[k] + i] = ref.url
+                # As shown in the info output: a server may have put the key into the URL.
+                result.image_urls[offsets[k] + i] = listening[k].client.shown_url(ref.url) if ref.url else None
             outstanding += len(wanted) - 1
             steps += 1 + requests[k].num_images - len(wanted)
         else:  # "picture": picture ``detail`` of request k is in the sink

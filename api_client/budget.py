@@ -23,6 +23,7 @@ budget route (nodes/budget_routes.py), which the frontend setting calls.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,10 @@ def _credits_text(value: float) -> str:
     # "1,000,000 credits", "12.5 credits": grouped digits, never exponent notation.
     number = f"{value:,.6f}".rstrip("0").rstrip(".")
     return f"{number} credit{'' if value == 1 else 's'}"
+
+
+def _valid_amount(credits: float | None) -> bool:
+    return credits is not None and math.isfinite(credits) and credits >= 0
 
 
 def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
@@ -78,6 +83,7 @@ class CreditBudget:
         self._changed = threading.Condition(self._lock)
         self._spent = 0.0
         self._holds: list[Hold] = []
+        self._unreported = 0
         self._setting: float | None = None
 
     @property
@@ -113,16 +119,30 @@ class CreditBudget:
         with self._lock:
             return sum(h.estimate or 0.0 for h in self._holds)
 
+    @property
+    def unreported(self) -> int:
+        """Paid requests whose cost the API did not report as a valid amount (in ``spent`` by estimate at most)."""
+        with self._lock:
+            return self._unreported
+
     def add(self, credits_used: float | None) -> None:
-        """Count the credits one request cost (None: the API did not say)."""
-        if credits_used:
-            with self._lock:
-                self._spent += credits_used
+        """Count the credits one request cost (None: the API did not say, counted as unreported).
+
+        Only finite amounts of 0 or more are added: a NaN would poison the total for good
+        (and is not valid JSON), a negative amount would give budget back.
+        """
+        known = _valid_amount(credits_used)
+        with self._lock:
+            if known:
+                self._spent += credits_used  # type: ignore[operator]
+            else:
+                self._unreported += 1
 
     def reset_spent(self) -> None:
         """Start counting from zero again (requests still in flight keep their holds)."""
         with self._lock:
             self._spent = 0.0
+            self._unreported = 0
 
     def check(self, requests: int) -> None:
         """Refuse ``requests`` paid requests if the budget has been reached; nothing is sent then."""
@@ -174,9 +194,13 @@ class CreditBudget:
     def settle(self, hold: Hold, credits_used: float | None) -> None:
         """The request was answered: replace its estimate by what it cost.
 
-        An answer that does not say what it cost keeps its estimate as the cost: never free.
+        An answer without a valid cost (None, or not a finite amount of 0 or more) is counted
+        as unreported and keeps its estimate as the cost: never free, never a refund.
         """
-        self._close(hold, credits_used if credits_used is not None else hold.estimate)
+        if _valid_amount(credits_used):
+            self._close(hold, credits_used)
+        else:
+            self._close(hold, hold.estimate, unreported=True)
 
     def release(self, hold: Hold, may_have_billed: bool = False) -> None:
         """The request failed: drop its hold, or (``may_have_billed``) count its estimate as spent."""
@@ -185,7 +209,7 @@ class CreditBudget:
                      _credits_text(hold.estimate or 0.0))
         self._close(hold, hold.estimate if may_have_billed else None)
 
-    def _close(self, hold: Hold, spent: float | None) -> None:
+    def _close(self, hold: Hold, spent: float | None, unreported: bool = False) -> None:
         with self._lock:
             if not hold.open:
                 return
@@ -193,6 +217,7 @@ class CreditBudget:
             self._holds = [h for h in self._holds if h is not hold]
             if spent:
                 self._spent += spent
+            self._unreported += unreported
             self._changed.notify_all()
 
     def snapshot(self) -> dict[str, float | None]:
@@ -219,6 +244,10 @@ def set_credit_budget(limit: float | None) -> None:
 
 def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What the budget setting shows: spent, the budget in force, what is left and where it comes from."""
+    return _with_unreported(_budget_status(budget, environ), budget.unreported)
+
+
+def _budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     spent = budget.spent
     status: dict[str, Any] = {"spent": spent, "budget": None, "left": None, "source": None,
                               "setting": budget.setting, "env_var": BUDGET_ENV, "message": ""}
@@ -236,6 +265,17 @@ def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None
     state = ("reached: further requests are refused until it is raised or ComfyUI restarts" if spent >= limit
              else f"{_credits_text(left)} left")
     status["message"] = f"Budget {_credits_text(limit)} (from {source}): {_credits_text(spent)} spent, {state}."
+    return status
+
+
+def _with_unreported(status: dict[str, Any], unreported: int) -> dict[str, Any]:
+    """The status, saying how many paid requests are missing from ``spent`` because their cost is unknown."""
+    status["unreported"] = unreported
+    if unreported:
+        asked = "1 paid request" if unreported == 1 else f"{unreported} paid requests"
+        status["message"] += (f" {asked} did not report a valid cost and {'is' if unreported == 1 else 'are'} in "
+                              "this total only at the estimated price, if one was known; check your usage at "
+                              "https://aimlapi.com/app.")
     return status
 
 

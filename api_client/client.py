@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -23,6 +25,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 
 from .config import ApiKey, check_url_scheme, resolve_ca_bundle
+from .deadline import Deadline, DeadlineAdapter
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -40,6 +43,7 @@ from .errors import (
     ServerError,
     redact,
     redacted_headers,
+    shown_url,
 )
 from .request_slots import request_slots
 from .retry import (
@@ -60,6 +64,8 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_ANSWER_BYTES = 6 * DEFAULT_MAX_DOWNLOAD_BYTES
 DOWNLOAD_DEADLINE = 300.0
 _CHUNK = 256 * 1024
+# MIME wraps base64 in lines of 76 characters (RFC 2045); tools add a final newline.
+_B64_WHITESPACE = str.maketrans("", "", " \t\r\n\f\v")
 _MAX_REDIRECTS = 5
 USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
 
@@ -150,7 +156,7 @@ def error_for_status(response: requests.Response, key: ApiKey | None, attempts: 
             f"account lacks permission.{quoted}", status, said)
     if status == 404:
         return NotFoundError(
-            f"The AI/ML API answered 404 at {redact(response.url)}: check AIML_API_BASE "
+            f"The AI/ML API answered 404 at {shown_url(response.url, key.value if key else '')}: check AIML_API_BASE "
             f"(it should end in /v1).{quoted}", status, said)
     if status in (400, 422):
         return BadRequestError(f"The AI/ML API refused the request ({status}).{quoted}", status, said)
@@ -217,6 +223,36 @@ def _never_connected(exc: Exception) -> bool:
     return any(isinstance(c, NewConnectionError) for c in _causes(exc))
 
 
+class _KeyRedactingFilter(logging.Filter):
+    """Removes the keys in use from urllib3's debug lines.
+
+    urllib3 logs the path and query of every request it sends; a server that puts
+    the key into a picture URL would otherwise have it written to the log.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys: list[ApiKey] = []  # ApiKey's repr hides the value
+        self._lock = threading.Lock()
+
+    def hide(self, key: ApiKey) -> None:
+        with self._lock:
+            if key not in self._keys:
+                self._keys.append(key)
+                logging.getLogger("urllib3.connectionpool").addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._keys:
+            message = record.getMessage()
+            cleaned = redact(message, *(key.value for key in self._keys))
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+_urllib3_log_redactor = _KeyRedactingFilter()
+
+
 class _BearerAuth(requests.auth.AuthBase):
     """Adds ``Authorization: Bearer <key>`` to the generation POST only, never to picture downloads.
 
@@ -271,18 +307,23 @@ class ApiClient:
         self.download_deadline = download_deadline
         self.max_answer_bytes = max_answer_bytes
         self._auth = _BearerAuth(self.key)
+        _urllib3_log_redactor.hide(self.key)
         self.session = requests.Session()
         # Proxies come from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (requests' trust_env, on by default).
         # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
         self.session.verify = ca_bundle or resolve_ca_bundle()
         # Enough pooled connections for 4 requests and 16 downloads at once.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
 
     def __repr__(self) -> str:
         return f"ApiClient(base_url={self.base_url!r}, key from {self.key.source})"
+
+    def shown_url(self, url: str) -> str:
+        """``url`` as outputs show it, full length: without the key (a server may echo it) or a password."""
+        return shown_url(url, self.key.value, limit=1 << 16)
 
     def close(self) -> None:
         self.session.close()
@@ -348,29 +389,44 @@ class ApiClient:
             if 300 <= response.status_code < 400:
                 raise APIStatusError(
                     f"The AI/ML API redirected the request ({response.status_code}) to "
-                    f"{redact(response.headers.get('Location', '?'))}; set AIML_API_BASE to the final address.",
+                    f"{shown_url(response.headers.get('Location', '?'), self.key.value)}; set AIML_API_BASE to the "
+                    "final address.",
                     response.status_code)
             error = error_for_status(response, self.key, attempts, note)
             error.may_have_billed = bool(note) and late
             raise error
 
     def _post_once(self, url: str, body: dict[str, Any]) -> requests.Response | _PostFailure:
-        """One POST: the response, or what went wrong (the requests exception stays in here)."""
+        """One POST: the response, or what went wrong (the requests exception stays in here).
+
+        The read timeout bounds the whole answer, from sending to its last byte, not only each
+        wait for data: a server trickling its answer is cut off at the same time as a silent one.
+        """
         started = time.monotonic()
+        timed_out = _PostFailure(APITimeoutError(
+            f"The AI/ML API did not answer in full within {self.read_timeout:g} s. The request was "
+            "NOT sent again because it may still be processed and billed; check your usage "
+            "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
+        ), retryable=False, reason="ReadTimeout")
+        deadline = Deadline(after_send=self.read_timeout)
         try:
-            response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
-                                         timeout=(self.connect_timeout, self.read_timeout))
-            too_big = _load_capped_answer(response, self.max_answer_bytes)
+            with deadline:
+                response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
+                                             timeout=(self.connect_timeout, self.read_timeout))
+                too_big = _load_capped_answer(response, self.max_answer_bytes)
+            if deadline.expired and not _framed(response):
+                # Cut off at the deadline: without a length or chunked framing, what was read may look
+                # complete but is not. (A framed answer that got here was read in full: urllib3 checks.)
+                response.close()
+                return timed_out
             if too_big:
                 return _PostFailure(APIResponseError(too_big), retryable=False, reason="answer too large")
             return response
         except requests.exceptions.ReadTimeout:
-            return _PostFailure(APITimeoutError(
-                f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
-                "NOT sent again because it may still be processed and billed; check your usage "
-                "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
-            ), retryable=False, reason="ReadTimeout")
+            return timed_out
         except requests.exceptions.RequestException as exc:
+            if deadline.expired:
+                return timed_out
             error = _connection_error(exc, url, self.key)
             if _was_sent(exc):
                 error = APIConnectionError(f"{error} The answer broke off midway; the request may have been "
@@ -443,10 +499,20 @@ class ApiClient:
         return self.download(ref.url, cancel)
 
     def _decode_b64(self, text: str) -> bytes:
+        """Base64 as standard decoders take it: line breaks and spaces anywhere, ``=`` padding optional.
+
+        Anything else outside the alphabet is refused. The size is checked before decoding.
+        """
         if text.startswith("data:"):
             text = text.partition(",")[2]
+        too_big = DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+        if len(text) * 3 // 4 > self.max_download_bytes * 1.05 + 1024:  # before copying: whitespace adds ~3 %
+            raise too_big
+        text = text.translate(_B64_WHITESPACE)
         if len(text) * 3 // 4 > self.max_download_bytes:
-            raise DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+            raise too_big
+        if not text.endswith("="):
+            text += "=" * (-len(text) % 4)  # the padding some encoders leave out
         try:
             return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
@@ -458,7 +524,7 @@ class ApiClient:
         Everything, retries and waits included, ends within ``download_deadline`` seconds.
         """
         deadline = time.monotonic() + self.download_deadline
-        shown = redact(url)[:200]
+        shown = shown_url(url, self.key.value)
         attempts = 0
         while True:
             attempts += 1
@@ -475,28 +541,54 @@ class ApiClient:
             sleep_or_cancel(wait, cancel)
 
     def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
+        # The watchdog cuts the connection at the deadline, whatever phase it is in (connecting, headers,
+        # a body trickling a byte at a time), so the deadline holds to the fraction of a second.
+        guard = Deadline(at=deadline)
+        failure: _RetryableDownload | None = None
+        try:
+            with guard:
+                data = self._download_redirects(url, cancel, deadline)
+        except _RetryableDownload as exc:
+            failure = exc
+        # Raised out here, not in the except block, so no requests exception is chained.
+        if guard.expired:
+            raise self._too_slow()  # cut off: even bytes that look complete are not
+        if failure is not None:
+            raise failure
+        return data
+
+    def _too_slow(self) -> DownloadError:
+        return DownloadError(f"The picture took more than {self.download_deadline:g} s to download; abandoned.")
+
+    def _download_redirects(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
-            refused = _refused_picture_url(url)
+            refused = _refused_picture_url(url, self.key.value)
             if refused:
                 raise DownloadError(refused)
-            # A stalled server is cut off at the deadline, not only after a minute of silence.
-            read_timeout = min(60.0, max(0.5, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._too_slow()
             try:
                 response = self.session.get(url, stream=True, allow_redirects=False,
-                                            timeout=(self.connect_timeout, read_timeout))
+                                            timeout=(min(self.connect_timeout, left), min(60.0, left)))
             except requests.exceptions.RequestException as exc:
                 raise _RetryableDownload(type(exc).__name__) from None
             with response:
-                log.debug("GET %s -> %d; sent headers %s", redact(url)[:200], response.status_code,
+                log.debug("GET %s -> %d; sent headers %s", shown_url(url, self.key.value), response.status_code,
                           redacted_headers(response.request.headers))
                 if response.is_redirect:
-                    url = urljoin(url, response.headers.get("Location", ""))
+                    location = response.headers.get("Location", "")
+                    # Checked as sent too: joining could hide what makes parsers disagree.
+                    refused = _refused_picture_url(location, self.key.value) if "://" in location else None
+                    if refused:
+                        raise DownloadError(refused.replace("the picture URL", "a redirect to", 1))
+                    url = urljoin(url, location)
                     continue
                 status = response.status_code
                 if status in DOWNLOAD_RETRY_STATUSES:
                     raise _RetryableDownload(f"status {status}", parse_retry_after(response.headers.get("Retry-After")))
                 if status != 200:
-                    raise DownloadError(f"The picture URL {redact(url)[:200]} answered status {status}.")
+                    raise DownloadError(f"The picture URL {shown_url(url, self.key.value)} answered status {status}.")
                 return self._read_capped(response, cancel, deadline)
         raise DownloadError(f"The picture URL redirected more than {_MAX_REDIRECTS} times.")
 
@@ -518,8 +610,7 @@ class ApiClient:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("Cancelled during a download.")
                 if time.monotonic() > deadline:
-                    raise DownloadError(f"The picture took more than {self.download_deadline:g} s to download; "
-                                        "abandoned.")
+                    raise self._too_slow()
         except (requests.exceptions.RequestException, Urllib3Error, OSError) as exc:
             raise _RetryableDownload(f"connection broke after {size} bytes ({type(exc).__name__})") from None
         if expected is not None and size != expected and not response.headers.get("Content-Encoding"):
@@ -550,6 +641,11 @@ def _load_capped_answer(response: requests.Response, cap: int) -> str | None:
     return None
 
 
+def _framed(response: requests.Response) -> bool:
+    """Whether the body's end is marked (Content-Length or chunked), so a cut-off body cannot pass as whole."""
+    return "Content-Length" in response.headers or "chunked" in response.headers.get("Transfer-Encoding", "").lower()
+
+
 def _pieces(response: requests.Response) -> Any:
     """The body in pieces of whatever has arrived (at most one chunk), so a trickle cannot stall the checks."""
     read1 = getattr(response.raw, "read1", None)
@@ -558,10 +654,10 @@ def _pieces(response: requests.Response) -> Any:
     return iter(lambda: read1(_CHUNK, decode_content=True), b"")
 
 
-def _refused_picture_url(url: str) -> str | None:
-    """Why a picture URL is not fetched (not https, or http off loopback), or None if it is fine."""
+def _refused_picture_url(url: str, *secrets: str) -> str | None:
+    """Why a picture URL is not fetched (not https, http off loopback, read differently by parsers), or None."""
     try:
-        check_url_scheme(url, "the picture URL")
+        check_url_scheme(url, "the picture URL", *secrets)
     except ConfigError as exc:
         return str(exc)
     return None
@@ -574,16 +670,54 @@ class _RetryableDownload(Exception):
 
 
 def _credits(payload: dict[str, Any]) -> float | None:
-    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported it."""
+    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported a valid amount.
+
+    Only a finite number of 0 or more counts (a numeric string too). Anything else is logged
+    and returned as None, unknown: never 0, never a refund, never a NaN in the totals.
+    """
     meta = payload.get("meta")
     usage = meta.get("usage") if isinstance(meta, dict) else None
     if not isinstance(usage, dict):
         return None
     for name in ("credits_used", "tokens_used"):
-        value = usage.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if name in usage and usage[name] is not None:
+            amount = parse_credits(usage[name])
+            if amount is None:
+                # Text is described, not quoted: a server echoing anything (the key too) must not reach the log.
+                value = usage[name]
+                said = f"text of {len(value)} characters" if isinstance(value, str) else f"{value!r:.40}"
+                log.warning("the API reported meta.usage.%s as %s, not a number of credits of 0 or more; "
+                            "counted as unknown", name, said)
+            return amount
     return None
+
+
+def parse_credits(value: Any) -> float | None:
+    """``value`` as a finite amount of credits, 0 or more, or None (a numeric string is parsed; bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        amount = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):  # not a number; an integer too large for a float
+        return None
+    return amount if math.isfinite(amount) and amount >= 0 else None
+
+
+class LazyClient:
+    """The shared client for ``base_url``, made (and the key looked up) only once something must be sent.
+
+    A run answered wholly from the result cache sends nothing, so it needs no key.
+    """
+
+    def __init__(self, base_url: str, find_key: Callable[[], ApiKey]) -> None:
+        self.base_url = base_url
+        self._find_key = find_key
+
+    def get(self) -> ApiClient:
+        return shared_client(self._find_key(), self.base_url)
+
+    def __repr__(self) -> str:
+        return f"LazyClient(base_url={self.base_url!r})"
 
 
 _clients: dict[tuple[str, ApiKey, str], ApiClient] = {}

@@ -2,8 +2,9 @@
 
 The credit budget holds this estimate for every request in flight, so runs that
 start while others are still waiting for their answers see the money already
-committed. ``estimate_credits`` is the one function the budget asks; it can be
-replaced by one that knows the model's official price list.
+committed. ``estimate_credits`` is the one function the batch asks (looked up
+on this module at each run, so it can be replaced); a version that knows the
+model's official price list can take its place.
 
 Until then, the price is learned from this process's own billed answers: the
 highest rate seen per model, in credits per picture per started megapixel

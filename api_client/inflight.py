@@ -12,9 +12,11 @@ still wants them: an answer the API billed is never thrown away.
 
 A run that stops listening (Cancel, or another request of its batch failed)
 leaves the rest to finish in the background, bounded: a POST not sent yet is
-not sent; one already sent runs to its answer (its read timeout); its pictures
-are then downloaded one after another on that request's own thread, each within
-the download deadline (cache on), or not at all (cache off).
+not sent; one already sent runs to its answer (within its read timeout). With
+the cache on, its pictures are then downloaded anyway, each within the download
+deadline: one after another on the request's own thread if nobody was listening
+when the answer came, else by the downloads already started for the listeners.
+With the cache off, downloads nobody wants stop at once.
 """
 
 from __future__ import annotations

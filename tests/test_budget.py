@@ -177,6 +177,14 @@ def test_request_that_may_have_been_billed_counts_its_estimate(pack, api, standi
     assert budget.credit_budget().spent == 240_000 and budget.credit_budget().held == 0
 
 
+def test_answer_without_a_valid_cost_counts_its_estimate_never_as_free(pack, standin, budget):
+    generate(pack, seed=1)                           # the price is known now: 120,000 a picture
+    standin.queue_post_faults([{"usage": {"credits_used": "lots"}}])
+    generate(pack, seed=2)
+    tracker = budget.credit_budget()
+    assert tracker.spent == 240_000 and tracker.unreported == 1 and tracker.held == 0
+
+
 def test_adding_from_many_threads_loses_nothing(budget):
     tracker = budget.CreditBudget()
 

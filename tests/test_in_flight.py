@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TEST_KEY, InterruptProcessingException, generate, generate_inputs
+from conftest import PACK_NAME, TEST_KEY, InterruptProcessingException, generate, generate_inputs
 
 from api_client.standin import encode_picture, render_picture
 
@@ -138,6 +139,41 @@ def test_waiting_for_an_identical_request_can_be_cancelled(pack, api, standin, t
     assert time.monotonic() - started < 1.5
     first.join(10)
     assert standin.post_count == 1
+
+
+def test_failure_of_a_shared_request_reaches_every_run_waiting_for_it(pack, api, standin):
+    standin.queue_post_faults([{"status": 422, "message": "prompt flagged", "delay": 0.5}])
+    errors: list = []
+
+    def run() -> None:
+        try:
+            generate(pack)
+        except api.Flux2Error as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [type(e).__name__ for e in errors] == ["BadRequestError"] * 2 and standin.post_count == 1
+
+
+def test_run_waiting_for_an_identical_request_is_free_even_at_the_budget(pack, api, standin):
+    budget = sys.modules[f"{PACK_NAME}.api_client.budget"]
+    generate(pack, seed=1)                 # 120,000 spent, the price known
+    budget.set_credit_budget(130_000)
+    standin.latency = 1.0
+    first = threading.Thread(target=lambda: generate(pack, seed=2))  # crosses the budget: allowed
+    first.start()
+    while standin.post_count < 2:
+        time.sleep(0.01)
+    same = generate(pack, seed=2)          # waits for the first one's answer; nothing new to pay
+    assert _info(same)["credits_used"] == 0
+    with pytest.raises(api.BudgetExceededError):
+        generate(pack, seed=3)
+    first.join(10)
+    assert standin.post_count == 2
 
 
 def test_cache_off_sends_even_when_an_identical_request_is_in_flight(pack, standin):

@@ -42,6 +42,7 @@ def _is_str(v: Any) -> bool:
 POST_KEYS: dict[str, Check] = {
     "status": lambda v: _is_int(v) and 100 <= v <= 599,
     "retry_after": _is_str,
+    "location": _is_str,
     "message": _is_str,
     "drop": _is_true,
     "delay": lambda v: _is_num(v) and v >= 0,
@@ -52,6 +53,8 @@ POST_KEYS: dict[str, Check] = {
     "sizes": lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_size(s) for s in v),
     "usage": _anything,
     "url": _is_str,
+    # Send the answer chunked, one byte every ``trickle`` seconds (a server that never quite finishes).
+    "trickle": lambda v: _is_num(v) and v > 0,
     "times": lambda v: _is_int(v) and v >= 1,
 }
 # Keys that decide the whole answer; at most one per fault.
@@ -70,13 +73,15 @@ FILE_KEYS: dict[str, Check] = {
     "not_image": _is_true,
     "bomb": _is_true,
     "slow": lambda v: _is_num(v) and v > 0,
+    # Send the picture one byte every ``trickle`` seconds, Content-Length declared.
+    "trickle": lambda v: _is_num(v) and v > 0,
     "redirect": _is_str,
     "exif_rotate": lambda v: _is_int(v) and 1 <= v <= 8,
     "times": lambda v: _is_int(v) and v >= 1,
 }
 FILE_ACTIONS = (
     "status", "truncate", "truncate_declared", "oversize", "oversize_chunked",
-    "not_image", "bomb", "slow", "redirect", "exif_rotate",
+    "not_image", "bomb", "slow", "trickle", "redirect", "exif_rotate",
 )
 
 
@@ -109,6 +114,10 @@ def check_post_fault(fault: Any) -> dict[str, Any]:
         raise ValueError("POST fault 'content_type' needs 'body'")
     if "retry_after" in fault and "status" not in fault and "body" not in fault:
         raise ValueError("POST fault 'retry_after' needs 'status' or 'body'")
+    if "trickle" in fault and "drop" in fault:
+        raise ValueError("POST fault 'trickle' cannot be combined with 'drop'")
+    if "location" in fault and "status" not in fault:
+        raise ValueError("POST fault 'location' needs 'status' (a redirect such as 307)")
     return fault
 
 

@@ -182,7 +182,30 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if fault and "trickle" in fault:
+            self._trickle(answer, float(fault["trickle"]))
+            return
         self._send(answer)
+
+    def _trickle(self, answer: Answer, gap: float) -> None:
+        """Send ``answer`` chunked, one byte every ``gap`` seconds, until done, stopped or hung up on."""
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        for key, value in answer.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for i in range(len(answer.body)):
+                if wait_or_stop(self.standin.stopping, gap):
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"1\r\n" + answer.body[i:i + 1] + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except HANGUPS:
+            self.close_connection = True
 
     def _admin(self, path: str, raw: bytes) -> Answer:
         srv = self.standin

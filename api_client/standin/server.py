@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,10 @@ from .files import FileStore
 from .handler import Handler, HTTPServer4, HTTPServer6, is_loopback
 
 RESPONSE_MODES = ("url", "b64")
+# The request bodies kept for tests to look at: the most recent ones, bounded in number and in
+# size (an Edit body carries megabytes of pictures), so a long-running stand-in does not grow.
+BODY_HISTORY = 32
+BODY_HISTORY_BYTES = 64 * 1024 * 1024
 
 
 class StandInServer:
@@ -41,7 +46,8 @@ class StandInServer:
         self.received_images: list[np.ndarray] = []
         self.post_count = 0
         self.file_get_count = 0
-        self.post_bodies: list[Any] = []
+        self._bodies: deque[tuple[Any, int]] = deque()  # (parsed body, size of the raw body)
+        self._bodies_bytes = 0
         # Generation POSTs being answered right now, and the most at once since the last reset.
         self.posts_in_progress = 0
         self.max_posts_in_progress = 0
@@ -147,7 +153,8 @@ class StandInServer:
         with self._lock:
             self.post_count = 0
             self.file_get_count = 0
-            self.post_bodies.clear()
+            self._bodies.clear()
+            self._bodies_bytes = 0
             self.received_images = []
             self.max_posts_in_progress = self.posts_in_progress
         self._post_faults.clear()
@@ -169,6 +176,16 @@ class StandInServer:
             "response_mode": self.response_mode,
         }
 
+    @property
+    def post_bodies(self) -> list[Any]:
+        """The most recent generation bodies, oldest first (None for one that was not JSON).
+
+        At most ``BODY_HISTORY`` of them and about ``BODY_HISTORY_BYTES``; ``post_count``
+        counts every POST. The last body is always kept, however large.
+        """
+        with self._lock:
+            return [body for body, _ in self._bodies]
+
     def request_summaries(self, max_chars: int = 200) -> list[Any]:
         """The generation bodies received, oldest first, as served by GET /_standin/requests.
 
@@ -184,18 +201,20 @@ class StandInServer:
                 return [shorten(v) for v in value]
             return value
 
-        with self._lock:
-            bodies = list(self.post_bodies)
-        return [shorten(body) for body in bodies]
+        return [shorten(body) for body in self.post_bodies]
 
     def _count_post(self, raw: bytes) -> dict[str, Any] | None:
         try:
             body = parse_body(raw)
         except ValueError:
-            body = None  # keeps post_bodies aligned with post_count
+            body = None
         with self._lock:
             self.post_count += 1
-            self.post_bodies.append(body)
+            self._bodies.append((body, len(raw)))
+            self._bodies_bytes += len(raw)
+            while len(self._bodies) > 1 and (len(self._bodies) > BODY_HISTORY
+                                             or self._bodies_bytes > BODY_HISTORY_BYTES):
+                self._bodies_bytes -= self._bodies.popleft()[1]
             return self._post_faults.pop()
 
     def _post_in_progress(self, step: int) -> None:

@@ -185,7 +185,7 @@ def test_progress_and_status_go_to_the_node_that_runs(path, standin, comfy):
     outcomes = path.run_together([("Flux2LoraGenerate", gen("11", num_images=6, seed=1)),
                                   ("Flux2LoraGenerate", gen("12", num_images=1, seed=50))])
     assert all(isinstance(o, dict) for o in outcomes), outcomes
-    assert path.pack and comfy.progress_of("11")[-1] == (8, 8)  # 2 requests + 6 pictures
+    assert comfy.progress_of("11")[-1] == (8, 8)  # 2 requests + 6 pictures
     assert comfy.progress_of("12")[-1] == (2, 2)
     assert not comfy.progress_of(None), "a progress update without its node id"
     for node_id, pictures in (("11", "6 pictures"), ("12", "1 picture")):
@@ -300,8 +300,8 @@ def test_a_task_cancelled_by_the_executor_stops_its_requests(pack, standin, comf
 def test_cancel_during_a_progress_update_still_reaches_every_node(pack, standin, comfy):
     # ComfyUI's progress hook raises and clears the interrupt flag; the node that meets it sets it
     # again, so the other waiting nodes end as well.
-    wrappers = sys.modules[f"{PACK_NAME}.nodes.node_call"]
-    hooks = wrappers.WorkerHooks("3")
+    node_call = sys.modules[f"{PACK_NAME}.nodes.node_call"]
+    hooks = node_call.WorkerHooks("3")
     hooks.progress(1, 2)
     comfy.interrupt()
     with pytest.raises(InterruptProcessingException):

@@ -39,6 +39,9 @@ from .estimate import learn_price
 
 # Decoding holds a full picture in memory; bounding it to the cores keeps the peak near the output size.
 DECODE_SLOTS = threading.Semaphore(max(1, os.cpu_count() or 1))
+# Pictures nobody waits for (checked before they enter the cache) decode one at a time, on a slot of
+# their own, so they never keep a run's pictures from a decode slot.
+_BACKGROUND_SLOT = threading.Semaphore(1)
 
 
 class ImageSink(Protocol):
@@ -198,7 +201,9 @@ class SharedRequest:
             if self._download_cancel.is_set():
                 raise Cancelled("Nobody wants this picture any more.")
             data = self.client.fetch_image(ref, self._download_cancel)
-            with DECODE_SLOTS:
+            with self._lock:
+                wanted = bool(self._listeners)
+            with DECODE_SLOTS if wanted else _BACKGROUND_SLOT:
                 # Decoding here checks the picture before it may enter the cache, once for every run.
                 picture = load_image(data)
                 with self._lock:

@@ -126,7 +126,7 @@ def test_requests_in_flight_count_against_the_budget_of_concurrent_runs(pack, ap
 def test_cancel_and_requeue_cannot_overshoot_the_budget(pack, api, standin, budget, comfy):
     # The case: budget 130,000, a picture costs 120,000, a run cancelled and queued again five times.
     budget.set_credit_budget(130_000)
-    standin.latency = 1.0
+    standin.latency = 2.0
     outcomes = []
     for seed in range(1, 6):
         ended = threading.Event()

@@ -46,6 +46,7 @@ from .errors import (
     redacted_headers,
     shown_url,
 )
+from .request_slots import request_slots
 from .retry import (
     DOWNLOAD_RETRY_STATUSES,
     REFUSED_STATUSES,
@@ -387,6 +388,11 @@ class ApiClient:
         one). After an ambiguous failure the API's usage logs decide: a ``failed`` row
         means nothing was billed and the request is sent again; a ``succeeded`` row means
         it was billed (``BilledWithoutAnswerError``); no row in time keeps the error.
+
+        The request first waits for one of the process's request slots
+        (``request_slots``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
+        retries, the usage-log wait included; ``cancel`` ends that wait too, before anything is sent.
+
         Errors are raised outside any ``except`` block, so their ``__context__`` is
         empty: a requests exception (which holds the request and its headers)
         never travels along with them.
@@ -394,6 +400,10 @@ class ApiClient:
         request_id = request_id or new_request_id()
         if not is_valid_request_id(request_id):
             raise ValueError(f"request id {request_id!r} is not 1-128 characters of A-Z a-z 0-9 . _ : -")
+        with request_slots().slot(cancel):
+            return self._generate(body, cancel, request_id)
+
+    def _generate(self, body: dict[str, Any], cancel: threading.Event | None, request_id: str) -> GenerationResponse:
         url = f"{self.base_url}/images/generations"
         attempts = 0
         retry_number = 0

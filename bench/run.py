@@ -41,7 +41,8 @@ BATCH_LATENCY = 0.5
 BATCH_SIZE = (1024, 768)  # the API's default size, landscape_4_3
 CONVERSION_SIDE = 2048
 CANCEL_AFTER = 0.3
-FIGURES = ("startup", "conversion", "memory", "batch", "cancel")
+# "graph" needs a real ComfyUI (COMFYUI_DIR, COMFYUI_PYTHON; bench/comfy_graph.py) and is skipped without.
+FIGURES = ("startup", "conversion", "memory", "batch", "cancel", "graph")
 # A new seed for every run (16 apart: a batch of 16 uses seed + k per request), so no run is a cache hit.
 _SEEDS = itertools.count(1, 16)
 
@@ -344,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         if "cancel" in only:
             figures.append(measure_cancel(pack, standin, repeats))
         finish_saves(pack)
+    if "graph" in only:
+        from comfy_graph import measure_graph
+
+        graph = measure_graph(repeats)
+        if graph is not None:
+            figures.append(Figure(*graph))
     print(f"\n{repeats} runs per figure ({3 * repeats} for the conversion); medians\n")
     print("| figure | measured | goal | pass |")
     print("| --- | --- | --- | --- |")

@@ -6,10 +6,13 @@ pack runs the same, just without a progress bar or a Cancel button.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from ..api_client.errors import Cancelled
 
 log = logging.getLogger("flux2_lora")
 
@@ -57,8 +60,41 @@ def comfy_key_files() -> list[Path]:
     return [path] if adopt_legacy_key(legacy, path) else [path, legacy]
 
 
+def comfy_interrupted() -> bool:
+    """Whether ComfyUI's interrupt flag (Cancel) is set; reading it does not clear it."""
+    check = getattr(_comfy_module("comfy.model_management"), "processing_interrupted", None)
+    return bool(check()) if check is not None else False
+
+
+def comfy_interrupt_error() -> BaseException:
+    """ComfyUI's own interrupt exception, which its executor reports as "interrupted", not as a failure."""
+    cls = getattr(_comfy_module("comfy.model_management"), "InterruptProcessingException", None)
+    return cls() if cls is not None else Cancelled("Cancelled.")
+
+
+def comfy_set_interrupted() -> None:
+    """Set ComfyUI's interrupt flag again (see node_call: a progress update may have cleared it)."""
+    setter = getattr(_comfy_module("comfy.model_management"), "interrupt_current_processing", None)
+    if setter is not None:
+        setter(True)
+
+
+def comfy_awaits_coroutines() -> bool:
+    """Whether the running ComfyUI awaits node functions that are coroutines (0.3.45 on).
+
+    Feature detection, not a version string: ComfyUI's executor (its module
+    ``execution``, imported before any custom node) maps a node over its inputs
+    with the coroutine ``_async_map_node_over_list``, which runs a coroutine node
+    function as an asyncio task. An executor without it calls node functions
+    plainly and would hand a coroutine on as the node's output. Outside ComfyUI
+    (tests, scripts, the demo) there is no such module: plain functions.
+    """
+    execution = _comfy_module("execution")
+    return inspect.iscoroutinefunction(getattr(execution, "_async_map_node_over_list", None))
+
+
 class RunHooks:
-    """Cancel check, progress and status messages for one node run."""
+    """Cancel check, progress and status messages for one node run, called on the node's own thread."""
 
     def __init__(self, node_id: str | None = None) -> None:
         self.node_id = node_id
@@ -79,8 +115,19 @@ class RunHooks:
         if self._progress_cls is None:
             return
         if self._bar is None:
-            self._bar = self._progress_cls(total)
+            self._bar = self._new_bar(total)
         self._bar.update_absolute(done, total)
+
+    def _new_bar(self, total: int) -> Any:
+        # The node id is given explicitly: without it ComfyUI finds the node from a context
+        # variable that a worker thread or a concurrent node's task does not share, and would
+        # move the bar of whichever node it ran last.
+        if self.node_id is not None:
+            try:
+                return self._progress_cls(total, node_id=self.node_id)
+            except TypeError:  # ComfyUI before 0.3.4x: no node_id parameter
+                pass
+        return self._progress_cls(total)
 
     def status(self, text: str) -> None:
         """Show a short status text on the node ("" clears it), read by the pack's frontend extension.

@@ -6,8 +6,8 @@ from typing import Any
 
 from ..api_client import MODEL_EDIT, build_requests
 from ..api_client.limits import LIMITS
-from .comfy_hooks import RunHooks
 from .image_input import encode_edit_inputs
+from .node_call import NodeHooks, node_function
 from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
 from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
 
@@ -51,14 +51,17 @@ class Flux2LoraEdit:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def edit(self, image: Any, image_2: Any = None, image_3: Any = None, use_cache: bool = True,
-             unique_id: str | None = None, **settings: Any) -> dict[str, Any]:
+    def edit_blocking(self, hooks: NodeHooks, image: Any, image_2: Any = None, image_3: Any = None,
+                      use_cache: bool = True, unique_id: str | None = None, **settings: Any) -> dict[str, Any]:
+        """Check the settings, encode the pictures, send the requests, return the results (the node's whole work)."""
         # The settings are Generate's, checked by the same build_requests: first on their own, so
         # a bad setting is reported before any picture is encoded, then with the pictures.
         build_requests(**settings)
-        pictures = encode_edit_inputs({"image": image, "image_2": image_2, "image_3": image_3},
-                                      RunHooks(unique_id).check_cancel)
+        pictures = encode_edit_inputs({"image": image, "image_2": image_2, "image_3": image_3}, hooks.check_cancel)
         requests = build_requests(**settings, model=MODEL_EDIT, image_urls=[p.data_uri for p in pictures])
-        images, info = run_generation(requests, node_id=unique_id, use_cache=use_cache)
+        images, info = run_generation(requests, hooks, use_cache=use_cache)
         info["input_images"] = [p.describe() for p in pictures]
         return node_output(images, info)
+
+    # What ComfyUI calls: a coroutine where its executor awaits one, else a plain function; both run edit_blocking.
+    edit = node_function(edit_blocking)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api_client import build_requests
+from .node_call import NodeHooks, node_function
 from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
 from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
 
@@ -30,14 +31,18 @@ class Flux2LoraGenerate:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def generate(self, prompt: str, seed: int, num_images: int, guidance_scale: float, num_inference_steps: int,
-                 acceleration: str, output_format: str, enable_prompt_expansion: bool, enable_safety_checker: bool,
-                 image_size: Any = None, loras: Any = None, use_cache: bool = True,
-                 unique_id: str | None = None) -> dict[str, Any]:
+    def generate_blocking(self, hooks: NodeHooks, prompt: str, seed: int, num_images: int, guidance_scale: float,
+                          num_inference_steps: int, acceleration: str, output_format: str,
+                          enable_prompt_expansion: bool, enable_safety_checker: bool, image_size: Any = None,
+                          loras: Any = None, use_cache: bool = True, unique_id: str | None = None) -> dict[str, Any]:
+        """Check the inputs, send the requests, return the pictures and info (the node's whole work)."""
         requests = build_requests(
             prompt=prompt, seed=seed, num_images=num_images, guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps, acceleration=acceleration, output_format=output_format,
             enable_prompt_expansion=enable_prompt_expansion, enable_safety_checker=enable_safety_checker,
             image_size=image_size, loras=loras,
         )
-        return node_output(*run_generation(requests, node_id=unique_id, use_cache=use_cache))
+        return node_output(*run_generation(requests, hooks, use_cache=use_cache))
+
+    # What ComfyUI calls: a coroutine where its executor awaits one, else a plain function; both run generate_blocking.
+    generate = node_function(generate_blocking)

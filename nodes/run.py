@@ -27,6 +27,7 @@ from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_user_
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
     from ..api_client.decode import DecodedImage
+    from .node_call import NodeHooks
 
 _SCALE = np.float32(255.0)
 
@@ -97,11 +98,13 @@ def _cache_state(result: BatchResult, use_cache: bool) -> tuple[str, str]:
     return "partial", f"{cached} of {total} requests from cache (0 credits), {total - cached} sent to the API"
 
 
-def run_generation(requests: list[GenerationRequest], node_id: str | None = None,
+def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = None,
                    use_cache: bool = True) -> tuple[torch.Tensor, dict]:
     """Send checked ``requests`` and return (IMAGE tensor, info dict). Nothing here shows the key.
 
-    With ``use_cache``, requests made before come from the result cache without being sent.
+    ``hooks`` are the node's Cancel check, progress bar and status (node_call); on
+    either path, this same code runs on the thread that waits. With ``use_cache``,
+    requests made before come from the result cache without being sent.
     """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
@@ -117,7 +120,7 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     # Spending goes to the ledger in ComfyUI's user folder, so a per-day budget survives restarts.
     credit_budget().use_ledger(default_ledger_path(comfy_user_dir()))
     money = run_money(client, comfy_user_dir())
-    hooks = RunHooks(node_id)
+    hooks = hooks if hooks is not None else RunHooks()
     total = sum(r.num_images for r in requests)
     hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")
     sink = TensorSink(total)

@@ -174,6 +174,14 @@ class Handler(BaseHTTPRequestHandler):
         epoch = srv.accounts.epoch
         client_request_id = self.headers.get("X-Client-Request-Id")
         fault = srv._count_post(raw, client_request_id)
+        srv._post_in_progress(1)
+        try:
+            self._answer_generation(srv, raw, fault, client_request_id, received, epoch)
+        finally:
+            srv._post_in_progress(-1)
+
+    def _answer_generation(self, srv: StandInServer, raw: bytes, fault: dict[str, Any] | None,
+                           client_request_id: str | None, received: float, epoch: int) -> None:
         if wait_or_stop(srv.stopping, srv.latency) or wait_or_stop(srv.stopping, (fault or {}).get("delay", 0)):
             self.close_connection = True  # server stopping: hang up rather than answer late
             return

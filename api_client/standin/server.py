@@ -51,6 +51,9 @@ class StandInServer:
         self._bodies_bytes = 0
         self._request_ids: deque[str | None] = deque(maxlen=BODY_HISTORY)  # X-Client-Request-Id of each POST
         self.accounts = Accounts()  # usage logs, balance, model catalogue (GET /v2/logs, /v2/billing, /v1/models)
+        # Generation POSTs being answered right now, and the most at once since the last reset.
+        self.posts_in_progress = 0
+        self.max_posts_in_progress = 0
         self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
@@ -159,6 +162,7 @@ class StandInServer:
             self._bodies_bytes = 0
             self._request_ids.clear()
             self.received_images = []
+            self.max_posts_in_progress = self.posts_in_progress
         self.accounts.reset()
         self._post_faults.clear()
         self._file_faults.clear()
@@ -170,6 +174,8 @@ class StandInServer:
         return {
             "post_count": self.post_count,
             "file_get_count": self.file_get_count,
+            "posts_in_progress": self.posts_in_progress,
+            "max_posts_in_progress": self.max_posts_in_progress,
             "pending_post_faults": len(self._post_faults),
             "pending_file_faults": len(self._file_faults),
             "stored_files": len(self.store),
@@ -227,6 +233,11 @@ class StandInServer:
                                              or self._bodies_bytes > BODY_HISTORY_BYTES):
                 self._bodies_bytes -= self._bodies.popleft()[1]
             return self._post_faults.pop()
+
+    def _post_in_progress(self, step: int) -> None:
+        with self._lock:
+            self.posts_in_progress += step
+            self.max_posts_in_progress = max(self.max_posts_in_progress, self.posts_in_progress)
 
     def _count_file_get(self) -> dict[str, Any] | None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import threading
 from typing import Any
 
@@ -15,6 +16,7 @@ from .files import FileStore
 from .handler import Handler, HTTPServer4, HTTPServer6, is_loopback
 
 RESPONSE_MODES = ("url", "b64")
+MAX_WARNINGS = 1000  # strict mode keeps the latest ones; a long session must not grow without bound
 
 
 class StandInServer:
@@ -25,7 +27,7 @@ class StandInServer:
 
     def __init__(self, key: str = "sk-standin-local", host: str = "127.0.0.1", port: int = 0,
                  latency: float = 0.0, response_mode: str = "url", verbose: bool = False,
-                 tls: tuple[str, str] | None = None) -> None:
+                 tls: tuple[str, str] | None = None, strict: bool = False) -> None:
         if not is_loopback(host):
             raise ValueError(f"the stand-in only binds to loopback addresses, not {host!r}")
         if response_mode not in RESPONSE_MODES:
@@ -36,6 +38,10 @@ class StandInServer:
         self.verbose = verbose
         self.latency = float(latency)
         self.response_mode = response_mode
+        # Strict mode: what the schema allows but a careful client would not send (an unknown
+        # field, usually a typo) is warned about on stderr and kept in ``warnings``; never refused.
+        self.strict = bool(strict)
+        self.warnings: list[str] = []
         self.store = FileStore()
         self.stopping = threading.Event()
         self.received_images: list[np.ndarray] = []
@@ -128,8 +134,13 @@ class StandInServer:
         """Queue faults for the next GETs of image files (ValueError if invalid)."""
         self._file_faults.extend(faults)
 
-    def configure(self, latency: float | None = None, response_mode: str | None = None) -> None:
-        """Change latency and/or response mode (what POST /_standin/config does)."""
+    def configure(self, latency: float | None = None, response_mode: str | None = None,
+                  strict: bool | None = None) -> None:
+        """Change latency, response mode and/or strict mode (what POST /_standin/config does)."""
+        if strict is not None:
+            if not isinstance(strict, bool):
+                raise ValueError("strict must be true or false")
+            self.strict = strict
         if latency is not None:
             if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
                 raise ValueError("latency must be a number >= 0")
@@ -139,9 +150,20 @@ class StandInServer:
                 raise ValueError(f"response_mode must be one of {RESPONSE_MODES}")
             self.response_mode = response_mode
 
-    def reset(self) -> None:
-        """Clear counters, bodies, faults and inputs; latency 0, mode "url"."""
+    def note(self, notes: list[str]) -> None:
+        """In strict mode, warn about ``notes`` (requests the schema allows but that look like mistakes)."""
+        if not self.strict or not notes:
+            return
+        for text in notes:
+            print(f"stand-in warning: {text}", file=sys.stderr, flush=True)
         with self._lock:
+            self.warnings.extend(notes)
+            del self.warnings[:-MAX_WARNINGS]
+
+    def reset(self) -> None:
+        """Clear counters, bodies, faults, inputs and warnings; latency 0, mode "url" (strict mode stays)."""
+        with self._lock:
+            self.warnings.clear()
             self.post_count = 0
             self.file_get_count = 0
             self.post_bodies.clear()
@@ -161,6 +183,8 @@ class StandInServer:
             "stored_files": len(self.store),
             "latency": self.latency,
             "response_mode": self.response_mode,
+            "strict": self.strict,
+            "warnings": list(self.warnings),
         }
 
     def _count_post(self, raw: bytes) -> dict[str, Any] | None:

@@ -40,13 +40,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch last, and only when missing, so a venv that already has one (say a CUDA
-# build someone put there on purpose) keeps it.
+# build someone put there on purpose) keeps it. Two steps: torch alone with the CPU
+# index, then its dependencies (filelock, sympy, ...) from the usual indexes, against
+# the torch now installed, so only torch itself is looked up on the CPU index.
 $(VENV)/.demo-ready: requirements.txt | $(PY)
 	@echo "== setting up $(VENV): requirements.txt, then a CPU torch if none is importable"
 	$(PIP) install --quiet -r requirements.txt
 	@$(PY) -c "import torch" 2>/dev/null || { \
-	    echo "== installing $(TORCH_SPEC) (CPU build)"; \
-	    $(PIP) install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)); }
+	    echo "== installing $(TORCH_SPEC) (CPU build)" && \
+	    $(PIP) install --quiet --no-deps "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) && \
+	    $(PIP) install --quiet "$(TORCH_SPEC)"; }
 	@touch $@
 
 $(VENV)/.test-ready: requirements-test.txt $(VENV)/.demo-ready

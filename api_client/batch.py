@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .budget import CreditBudget
 from .cache import BatchCache, ResultCache
-from .client import ApiClient, GenerationResponse, ImageRef
+from .client import ApiClient, GenerationResponse, ImageRef, LazyClient
 from .decode import DecodedImage, load_image
 from .request import GenerationRequest
 
@@ -40,9 +40,12 @@ class BatchResult:
     credits_used: float | None = None
     requests_sent: int = 0
     requests_cached: int = 0
+    credits_unknown: int = 0  # requests answered without a valid cost: the total leaves them out
 
     def add_credits(self, value: float | None) -> None:
-        if value is not None:
+        if value is None:
+            self.credits_unknown += 1
+        else:
             self.credits_used = (self.credits_used or 0.0) + value
 
 
@@ -82,7 +85,7 @@ def _count_credits(post: Future, budget: CreditBudget) -> None:
 
 
 def run_batch(
-    client: ApiClient,
+    client: ApiClient | LazyClient,
     requests: Sequence[GenerationRequest],
     sink: ImageSink,
     *,
@@ -100,10 +103,13 @@ def run_batch(
     Requests found in ``cache`` are decoded from it without being sent (0
     credits); the others are saved to it once complete. ``budget`` refuses the
     batch before anything is sent if it has been used up, and counts the credits.
+    A ``LazyClient`` is made into a client (the key looked up) only if a request must be sent.
     """
     bodies = [request.to_body() for request in requests]
     stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
     to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
+    if isinstance(client, LazyClient) and to_send:
+        client = client.get()
     if budget is not None and to_send:
         budget.check(len(to_send))
     offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
@@ -149,7 +155,8 @@ def run_batch(
                     # More pictures than asked for are ignored; fewer leave gaps the caller closes.
                     for i, ref in enumerate(response.images[: requests[k].num_images]):
                         index = offsets[k] + i
-                        result.image_urls[index] = ref.url
+                        # As shown in the info output: a server may have put the key into the URL.
+                        result.image_urls[index] = client.shown_url(ref.url) if ref.url else None
                         job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots,
                                               stored)
                         pending[job] = ("image", index)

@@ -12,6 +12,7 @@ budget route (nodes/budget_routes.py), which the frontend setting calls.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ class CreditBudget:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spent = 0.0
+        self._unreported = 0
         self._setting: float | None = None
 
     @property
@@ -79,16 +81,30 @@ class CreditBudget:
         env = os.environ if environ is None else environ
         return parse_budget(env.get(BUDGET_ENV, "")), f"environment variable {BUDGET_ENV}"
 
+    @property
+    def unreported(self) -> int:
+        """Paid requests whose cost the API did not report as a valid amount (not in ``spent``)."""
+        with self._lock:
+            return self._unreported
+
     def add(self, credits_used: float | None) -> None:
-        """Count the credits one request cost (None: the API did not say)."""
-        if credits_used:
-            with self._lock:
-                self._spent += credits_used
+        """Count the credits one request cost (None: the API did not say, counted as unreported).
+
+        Only finite amounts of 0 or more are added: a NaN would poison the total for good
+        (and is not valid JSON), a negative amount would give budget back.
+        """
+        known = credits_used is not None and math.isfinite(credits_used) and credits_used >= 0
+        with self._lock:
+            if known:
+                self._spent += credits_used  # type: ignore[operator]
+            else:
+                self._unreported += 1
 
     def reset_spent(self) -> None:
         """Start counting from zero again."""
         with self._lock:
             self._spent = 0.0
+            self._unreported = 0
 
     def check(self, requests: int) -> None:
         """Refuse ``requests`` paid requests if the budget has been reached; nothing is sent then."""
@@ -128,6 +144,10 @@ def set_credit_budget(limit: float | None) -> None:
 
 def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What the budget setting shows: spent, the budget in force, what is left and where it comes from."""
+    return _with_unreported(_budget_status(budget, environ), budget.unreported)
+
+
+def _budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     spent = budget.spent
     status: dict[str, Any] = {"spent": spent, "budget": None, "left": None, "source": None,
                               "setting": budget.setting, "env_var": BUDGET_ENV, "message": ""}
@@ -145,6 +165,16 @@ def budget_status(budget: CreditBudget, environ: Mapping[str, str] | None = None
     state = ("reached: further requests are refused until it is raised or ComfyUI restarts" if spent >= limit
              else f"{_credits_text(left)} left")
     status["message"] = f"Budget {_credits_text(limit)} (from {source}): {_credits_text(spent)} spent, {state}."
+    return status
+
+
+def _with_unreported(status: dict[str, Any], unreported: int) -> dict[str, Any]:
+    """The status, saying how many paid requests are missing from ``spent`` because their cost is unknown."""
+    status["unreported"] = unreported
+    if unreported:
+        asked = "1 paid request" if unreported == 1 else f"{unreported} paid requests"
+        status["message"] += (f" {asked} did not report a valid cost and {'is' if unreported == 1 else 'are'} not "
+                              "in this total; check your usage at https://aimlapi.com/app.")
     return status
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +42,7 @@ from .errors import (
     ServerError,
     redact,
     redacted_headers,
+    shown_url,
 )
 from .retry import (
     DOWNLOAD_RETRY_STATUSES,
@@ -59,6 +62,8 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_ANSWER_BYTES = 6 * DEFAULT_MAX_DOWNLOAD_BYTES
 DOWNLOAD_DEADLINE = 300.0
 _CHUNK = 256 * 1024
+# MIME wraps base64 in lines of 76 characters (RFC 2045); tools add a final newline.
+_B64_WHITESPACE = str.maketrans("", "", " \t\r\n\f\v")
 _MAX_REDIRECTS = 5
 USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
 
@@ -149,7 +154,7 @@ def error_for_status(response: requests.Response, key: ApiKey | None, attempts: 
             f"account lacks permission.{quoted}", status, said)
     if status == 404:
         return NotFoundError(
-            f"The AI/ML API answered 404 at {redact(response.url)}: check AIML_API_BASE "
+            f"The AI/ML API answered 404 at {shown_url(response.url, key.value if key else '')}: check AIML_API_BASE "
             f"(it should end in /v1).{quoted}", status, said)
     if status in (400, 422):
         return BadRequestError(f"The AI/ML API refused the request ({status}).{quoted}", status, said)
@@ -216,6 +221,36 @@ def _never_connected(exc: Exception) -> bool:
     return any(isinstance(c, NewConnectionError) for c in _causes(exc))
 
 
+class _KeyRedactingFilter(logging.Filter):
+    """Removes the keys in use from urllib3's debug lines.
+
+    urllib3 logs the path and query of every request it sends; a server that puts
+    the key into a picture URL would otherwise have it written to the log.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys: list[ApiKey] = []  # ApiKey's repr hides the value
+        self._lock = threading.Lock()
+
+    def hide(self, key: ApiKey) -> None:
+        with self._lock:
+            if key not in self._keys:
+                self._keys.append(key)
+                logging.getLogger("urllib3.connectionpool").addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._keys:
+            message = record.getMessage()
+            cleaned = redact(message, *(key.value for key in self._keys))
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+_urllib3_log_redactor = _KeyRedactingFilter()
+
+
 class _BearerAuth(requests.auth.AuthBase):
     """Adds ``Authorization: Bearer <key>`` to the generation POST only, never to picture downloads.
 
@@ -269,6 +304,7 @@ class ApiClient:
         self.download_deadline = download_deadline
         self.max_answer_bytes = max_answer_bytes
         self._auth = _BearerAuth(self.key)
+        _urllib3_log_redactor.hide(self.key)
         self.session = requests.Session()
         # Proxies come from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (requests' trust_env, on by default).
         # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
@@ -281,6 +317,10 @@ class ApiClient:
 
     def __repr__(self) -> str:
         return f"ApiClient(base_url={self.base_url!r}, key from {self.key.source})"
+
+    def shown_url(self, url: str) -> str:
+        """``url`` as outputs show it, full length: without the key (a server may echo it) or a password."""
+        return shown_url(url, self.key.value, limit=1 << 16)
 
     def close(self) -> None:
         self.session.close()
@@ -336,7 +376,8 @@ class ApiClient:
             if 300 <= response.status_code < 400:
                 raise APIStatusError(
                     f"The AI/ML API redirected the request ({response.status_code}) to "
-                    f"{redact(response.headers.get('Location', '?'))}; set AIML_API_BASE to the final address.",
+                    f"{shown_url(response.headers.get('Location', '?'), self.key.value)}; set AIML_API_BASE to the "
+                    "final address.",
                     response.status_code)
             raise error_for_status(response, self.key, attempts, note)
 
@@ -428,10 +469,20 @@ class ApiClient:
         return self.download(ref.url, cancel)
 
     def _decode_b64(self, text: str) -> bytes:
+        """Base64 as standard decoders take it: line breaks and spaces anywhere, ``=`` padding optional.
+
+        Anything else outside the alphabet is refused. The size is checked before decoding.
+        """
         if text.startswith("data:"):
             text = text.partition(",")[2]
+        too_big = DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+        if len(text) * 3 // 4 > self.max_download_bytes * 1.05 + 1024:  # before copying: whitespace adds ~3 %
+            raise too_big
+        text = text.translate(_B64_WHITESPACE)
         if len(text) * 3 // 4 > self.max_download_bytes:
-            raise DownloadError(f"An inline picture is larger than the {self.max_download_bytes >> 20} MiB cap.")
+            raise too_big
+        if not text.endswith("="):
+            text += "=" * (-len(text) % 4)  # the padding some encoders leave out
         try:
             return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
@@ -443,7 +494,7 @@ class ApiClient:
         Everything, retries and waits included, ends within ``download_deadline`` seconds.
         """
         deadline = time.monotonic() + self.download_deadline
-        shown = redact(url)[:200]
+        shown = shown_url(url, self.key.value)
         attempts = 0
         while True:
             attempts += 1
@@ -461,7 +512,7 @@ class ApiClient:
 
     def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
-            refused = _refused_picture_url(url)
+            refused = _refused_picture_url(url, self.key.value)
             if refused:
                 raise DownloadError(refused)
             # A stalled server is cut off at the deadline, not only after a minute of silence.
@@ -472,16 +523,21 @@ class ApiClient:
             except requests.exceptions.RequestException as exc:
                 raise _RetryableDownload(type(exc).__name__) from None
             with response:
-                log.debug("GET %s -> %d; sent headers %s", redact(url)[:200], response.status_code,
+                log.debug("GET %s -> %d; sent headers %s", shown_url(url, self.key.value), response.status_code,
                           redacted_headers(response.request.headers))
                 if response.is_redirect:
-                    url = urljoin(url, response.headers.get("Location", ""))
+                    location = response.headers.get("Location", "")
+                    # Checked as sent too: joining could hide what makes parsers disagree.
+                    refused = _refused_picture_url(location, self.key.value) if "://" in location else None
+                    if refused:
+                        raise DownloadError(refused.replace("the picture URL", "a redirect to", 1))
+                    url = urljoin(url, location)
                     continue
                 status = response.status_code
                 if status in DOWNLOAD_RETRY_STATUSES:
                     raise _RetryableDownload(f"status {status}", parse_retry_after(response.headers.get("Retry-After")))
                 if status != 200:
-                    raise DownloadError(f"The picture URL {redact(url)[:200]} answered status {status}.")
+                    raise DownloadError(f"The picture URL {shown_url(url, self.key.value)} answered status {status}.")
                 return self._read_capped(response, cancel, deadline)
         raise DownloadError(f"The picture URL redirected more than {_MAX_REDIRECTS} times.")
 
@@ -543,10 +599,10 @@ def _pieces(response: requests.Response) -> Any:
     return iter(lambda: read1(_CHUNK, decode_content=True), b"")
 
 
-def _refused_picture_url(url: str) -> str | None:
-    """Why a picture URL is not fetched (not https, or http off loopback), or None if it is fine."""
+def _refused_picture_url(url: str, *secrets: str) -> str | None:
+    """Why a picture URL is not fetched (not https, http off loopback, read differently by parsers), or None."""
     try:
-        check_url_scheme(url, "the picture URL")
+        check_url_scheme(url, "the picture URL", *secrets)
     except ConfigError as exc:
         return str(exc)
     return None
@@ -559,16 +615,54 @@ class _RetryableDownload(Exception):
 
 
 def _credits(payload: dict[str, Any]) -> float | None:
-    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported it."""
+    """``meta.usage.credits_used`` (or the older ``tokens_used``), if the API reported a valid amount.
+
+    Only a finite number of 0 or more counts (a numeric string too). Anything else is logged
+    and returned as None, unknown: never 0, never a refund, never a NaN in the totals.
+    """
     meta = payload.get("meta")
     usage = meta.get("usage") if isinstance(meta, dict) else None
     if not isinstance(usage, dict):
         return None
     for name in ("credits_used", "tokens_used"):
-        value = usage.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if name in usage and usage[name] is not None:
+            amount = parse_credits(usage[name])
+            if amount is None:
+                # Text is described, not quoted: a server echoing anything (the key too) must not reach the log.
+                value = usage[name]
+                said = f"text of {len(value)} characters" if isinstance(value, str) else f"{value!r:.40}"
+                log.warning("the API reported meta.usage.%s as %s, not a number of credits of 0 or more; "
+                            "counted as unknown", name, said)
+            return amount
     return None
+
+
+def parse_credits(value: Any) -> float | None:
+    """``value`` as a finite amount of credits, 0 or more, or None (a numeric string is parsed; bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        amount = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):  # not a number; an integer too large for a float
+        return None
+    return amount if math.isfinite(amount) and amount >= 0 else None
+
+
+class LazyClient:
+    """The shared client for ``base_url``, made (and the key looked up) only once something must be sent.
+
+    A run answered wholly from the result cache sends nothing, so it needs no key.
+    """
+
+    def __init__(self, base_url: str, find_key: Callable[[], ApiKey]) -> None:
+        self.base_url = base_url
+        self._find_key = find_key
+
+    def get(self) -> ApiClient:
+        return shared_client(self._find_key(), self.base_url)
+
+    def __repr__(self) -> str:
+        return f"LazyClient(base_url={self.base_url!r})"
 
 
 _clients: dict[tuple[str, ApiKey, str], ApiClient] = {}

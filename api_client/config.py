@@ -9,6 +9,7 @@ then ``SSL_CERT_FILE``, then certifi's bundle.
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import os
 import re
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 
 import certifi
 
-from .errors import ConfigError
+from .errors import ConfigError, shown_url
 
 KEY_ENV_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 BASE_ENV_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
@@ -76,8 +77,23 @@ def _read_key_file(path: Path) -> str | None:
                 f"The key file {path} can be read or changed by other users. "
                 f"Run: chmod 600 '{path}'"
             )
-    key = path.read_text(encoding="utf-8").strip()
+    key = _decoded_key_text(path.read_bytes(), path).strip()
     return key or None
+
+
+def _decoded_key_text(data: bytes, path: Path) -> str:
+    """The text of a key file: UTF-8 with or without a BOM, or UTF-16 with a BOM (PowerShell's ``>``)."""
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Raised without the decode error: its message quotes the file's bytes.
+        raise ConfigError(
+            f"The key file {path} is not UTF-8 text (nor UTF-16 with a byte order mark). Save the key "
+            "alone in it as UTF-8, e.g. in PowerShell: Set-Content -Encoding utf8 -NoNewline, "
+            "or paste it in ComfyUI's settings."
+        ) from None
 
 
 # Keys are printable ASCII without spaces; anything else would be refused by http.client
@@ -131,18 +147,57 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def check_url_scheme(url: str, what: str) -> None:
-    """Allow https anywhere and plain http only for loopback hosts."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+# A backslash (WHATWG parsers and browsers read it as "/", urllib.parse as part of the host), spaces and
+# control characters (urllib.parse drops tabs and line breaks silently).
+_AMBIGUOUS_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def url_host(url: str) -> tuple[str, str]:
+    """(scheme, host) of ``url``, the host being the one requests/urllib3 will connect to.
+
+    A URL that parsers could read differently is refused with ValueError (the reason)
+    rather than guessed: backslashes, spaces and control characters, a user name or
+    password before ``@``, a non-ASCII host, or urllib3 and urllib.parse not agreeing
+    on the host. The one check for picture URLs, redirects, the base URL and LoRA URLs.
+    """
+    import urllib3  # here, not at import: the HTTP stack loads on the first run, not at ComfyUI start-up
+
+    if _AMBIGUOUS_URL_CHARS.search(url):
+        raise ValueError("it contains a backslash, a space or a control character, which URL parsers read "
+                         "differently")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        connects_to = urllib3.util.parse_url(url).host or ""
+    except (ValueError, urllib3.exceptions.LocationParseError):
+        raise ValueError("URL parsers cannot read it (check the host and port)") from None
+    if "@" in parts.netloc:
+        raise ValueError("it carries credentials (a user name or password before @), which URL parsers "
+                         "read differently")
+    host = parts.hostname or ""
+    if not host.isascii():
+        raise ValueError("its host name is not ASCII, which URL parsers read differently; write it in its "
+                         "xn-- (punycode) form")
+    if connects_to.strip("[]").lower() != host.lower():
+        raise ValueError("URL parsers disagree about its host")
+    return parts.scheme, host
+
+
+def check_url_scheme(url: str, what: str, *secrets: str | None) -> None:
+    """Allow https anywhere and plain http only for loopback hosts, with the host requests connects to.
+
+    ``secrets`` are hidden if the URL is quoted in the error.
+    """
+    rule = "only https URLs are allowed (plain http only for 127.0.0.1/localhost, such as the local stand-in server)"
+    try:
+        scheme, host = url_host(url)
+    except ValueError as exc:
+        raise ConfigError(f"Refusing {what} {shown_url(url, *secrets)!r}: {exc}; {rule}.") from None
+    if scheme == "https" and host:
         return
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if scheme == "http" and is_loopback_host(host):
         return
-    shown = url if len(url) <= 200 else url[:200] + "..."
-    raise ConfigError(
-        f"Refusing {what} {shown!r}: only https URLs are allowed (plain http only for "
-        "127.0.0.1/localhost, such as the local stand-in server)."
-    )
+    raise ConfigError(f"Refusing {what} {shown_url(url, *secrets)!r}: {rule}.")
 
 
 def resolve_base_url(environ: Mapping[str, str] | None = None) -> str:
@@ -150,9 +205,7 @@ def resolve_base_url(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     name, base = next(((n, env[n].strip()) for n in BASE_ENV_VARS if env.get(n, "").strip()), (None, DEFAULT_BASE_URL))
     what = f"the base URL from {name}" if name else "the base URL"
-    check_url_scheme(base, what)
-    if urlsplit(base).username or urlsplit(base).password:
-        raise ConfigError(f"{what} must not contain a user name or password; use AIML_API_KEY for the key.")
+    check_url_scheme(base, what)  # also refuses a user name or password in it
     return base.rstrip("/")
 
 

@@ -113,6 +113,24 @@ def redact(text: str, *secrets: str | None) -> str:
     return _KEYLIKE.sub(r"\1***", text)
 
 
+def shown_url(url: str, *secrets: str | None, limit: int = 200) -> str:
+    """``url`` safe to quote in a message: without its user name and password or a known secret, shortened.
+
+    Everything up to the last ``@`` before the query goes, however the URL is malformed,
+    so no parser quirk can leave a password in (``http:``, ``ftp:``, no host, a ``/`` in
+    the password). At worst a path with an ``@`` is shown shorter than it is.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    if at >= 0:
+        rest = "***" + rest[at:]
+    text = redact(f"{scheme}{sep}{rest}", *secrets)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``headers`` safe for a debug log: credential values become ``Bearer ***`` (scheme kept) or ``***``."""
     shown = {}

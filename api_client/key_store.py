@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,9 +53,37 @@ def check_new_key(value: Any) -> str:
     return key
 
 
+def make_private_folder(folder: Path) -> None:
+    """``folder``, created if needed, with mode 0700 whoever created it first.
+
+    ``mkdir(mode=0o700, exist_ok=True)`` alone leaves an existing folder as it was
+    (0755 if something else made it), so the mode is set explicitly.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if hasattr(os, "getuid") and stat.S_IMODE(folder.stat().st_mode) != 0o700:
+        os.chmod(folder, 0o700)
+
+
+def adopt_legacy_key(legacy: Path, path: Path) -> bool:
+    """Move a key file saved by an earlier version (``legacy``) to ``path``; False if it is still at ``legacy``.
+
+    A rename within the same folder tree keeps the file's 0600 mode and is atomic:
+    at every moment exactly one of the two files holds the key. When ``path``
+    already exists it wins and ``legacy`` is left alone (and not read).
+    """
+    if not legacy.is_file() or path.exists():
+        return True
+    try:
+        make_private_folder(path.parent)
+        os.replace(legacy, path)
+    except OSError:
+        return False  # still readable where it was
+    return True
+
+
 def save_key(path: Path, key: str) -> None:
-    """Write ``key`` to ``path`` atomically: a 0600 temporary file in the same folder, then a rename."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Write ``key`` to ``path`` atomically: a 0600 temporary file in a 0700 folder, then a rename."""
+    make_private_folder(path.parent)
     # mkstemp creates the file with mode 0600 (O_EXCL), so the key is never readable by others.
     handle, temporary = tempfile.mkstemp(prefix=".api_key.", suffix=".tmp", dir=path.parent)
     try:

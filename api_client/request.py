@@ -9,14 +9,15 @@ belongs, a bool posing as a number or a None from an unconnected input is refuse
 from __future__ import annotations
 
 import math
+import numbers
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from .config import is_loopback_host
-from .errors import InputError
+from .config import is_loopback_host, url_host
+from .errors import InputError, shown_url
 from .limits import (
     LIMITS,
     MODEL_EDIT,
@@ -31,6 +32,7 @@ from .limits import (
 _HF_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
 _HF_PATH = re.compile(rf"^{_HF_NAME}/{_HF_NAME}(?:/[A-Za-z0-9._-]+)*$")
 _MAX_URL_CHARS = 2048
+_HF_HOSTS = frozenset({"huggingface.co", "www.huggingface.co", "hf.co"})
 
 
 def _shown(value: Any) -> str:
@@ -49,10 +51,15 @@ def _wrong_type(value: Any, wanted: str) -> str:
     return f"It received {kind}; connect {wanted}."
 
 
+def _is_bool(value: Any) -> bool:
+    # numpy's bool_ is no int subclass, yet a bool all the same.
+    return isinstance(value, bool) or type(value).__name__ in ("bool_", "bool8")
+
+
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` as an int within [low, high]; floats and bools are refused."""
+    """``value`` as an int within [low, high]; any integer type (numpy's too), not floats or bools."""
     rule = f"must be a whole number from {low} to {high}" if high is not None else f"must be at least {low}"
-    if isinstance(value, bool) or not isinstance(value, int):
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise _fail(name, rule, value, _wrong_type(value, "an INT"))
     if value < low or (high is not None and value > high):
         raise _fail(name, rule, value)
@@ -60,13 +67,14 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
 
 
 def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` as a finite float within [low, high]; ints are fine, bools are not."""
+    """``value`` as a finite float within [low, high]; any real number type (numpy's too), not bools."""
     rule = f"must be a number from {low:g} to {high:g}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         raise _fail(name, rule, value, _wrong_type(value, "a FLOAT"))
-    if not math.isfinite(value) or not low <= value <= high:
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
         raise _fail(name, rule, value)
-    return float(value)
+    return number
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -83,13 +91,29 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Blank letters that are not format characters, yet show nothing (Hangul fillers, the blank Braille cell).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _is_invisible(ch: str) -> bool:
+    """Spaces, control and format characters (zero-width space, joiners, BOM) and blank letters."""
+    return ch.isspace() or ch in _BLANK_LETTERS or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+
+
 def check_prompt(value: Any) -> str:
     """The prompt with surrounding whitespace removed, 1..max characters."""
     high = LIMITS.prompt_max_chars
     if not isinstance(value, str):
         raise _fail("prompt", f"must be text of 1 to {high} characters", value, "Connect a STRING.")
+    broken = _LONE_SURROGATE.search(value)
+    if broken:
+        # It cannot be encoded as UTF-8, so it could be neither hashed for the cache nor sent.
+        raise InputError(
+            f"prompt: has a broken character at position {broken.start() + 1} (half of an emoji or other "
+            "symbol, as left by cutting text in the middle of it); delete it or paste the symbol again.")
     text = value.strip()
-    if not text:
+    if not text or all(_is_invisible(ch) for ch in text):
         raise InputError(f"prompt: is empty; it must be 1 to {high} characters. Describe the picture to generate.")
     if len(text) > high:
         raise InputError(
@@ -160,14 +184,30 @@ def check_lora_path(value: Any, name: str = "path") -> str:
         raise _fail(name, rule, value, "Connect a STRING.")
     path = value.strip()
     if "://" in path:
-        parts = urlsplit(path)
-        if parts.scheme != "https" or not parts.hostname or len(path) > _MAX_URL_CHARS:
-            raise _fail(name, rule, path, "Plain http and other schemes are not accepted.")
-        if parts.username or parts.password:
-            raise _fail(name, rule, "(a URL with a user name or password)", "Remove the credentials from the URL.")
+        shown = shown_url(path, limit=120)  # never the user name or password, whatever else is wrong
+        if len(path) > _MAX_URL_CHARS:
+            raise _fail(name, f"{rule}, at most {_MAX_URL_CHARS} characters", shown, f"It has {len(path)}.")
+        try:
+            scheme, host = url_host(path)
+        except ValueError as exc:
+            hint = "Remove the credentials from the URL." if "credentials" in str(exc) else "Copy the URL again."
+            raise _fail(name, rule, shown, f"Refused because {exc}. {hint}") from None
+        if scheme != "https" or not host:
+            raise _fail(name, rule, shown, "Plain http and other schemes are not accepted.")
         return path
     if not _HF_PATH.match(path) or ".." in path.split("/"):
-        raise _fail(name, rule, path, "Example: someone/flux2-style-lora")
+        # "user:password@host/..." without "://" is no URL either, yet it may hold a password.
+        shown = shown_url(path, limit=120) if "@" in path else path
+        raise _fail(name, rule, shown, "Example: someone/flux2-style-lora")
+    parts = path.split("/")
+    if parts[0].lower() in _HF_HOSTS:
+        # Without https:// this reads as owner "huggingface.co": refused, naming what to write instead.
+        owner_repo, rest = parts[1:3], parts[3:]
+        if len(rest) >= 2 and rest[0] in ("blob", "resolve"):
+            rest = rest[2:]  # the branch ("main") of a web page's address
+        wanted = "/".join(owner_repo + rest) if len(owner_repo) == 2 else "owner/repo"
+        raise _fail(name, rule, path, f"That is a Hugging Face web address without https://; write {wanted!r} "
+                                      "(the Hugging Face name), or the file's full https:// URL.")
     return path
 
 
@@ -212,9 +252,12 @@ def _is_image_url(url: str) -> bool:
         comma = url.find(",", 0, 100)  # no copy of the (megabytes long) payload
         head = url[:comma]
         return 0 < comma < len(url) - 1 and head.startswith("data:image/") and head.endswith(";base64")
-    parts = urlsplit(url)
-    return len(url) <= _MAX_URL_CHARS and bool(parts.hostname) and (
-        parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)))
+    try:
+        scheme, host = url_host(url)
+    except ValueError:
+        return False
+    return len(url) <= _MAX_URL_CHARS and bool(host) and (
+        scheme == "https" or (scheme == "http" and is_loopback_host(host)))
 
 
 def check_image_urls(value: Any, model: str) -> tuple[str, ...]:
@@ -296,6 +339,8 @@ def build_requests(
 
     ``num_images`` above the API's per-request maximum becomes several requests;
     request *k* uses seed ``seed + k`` so every picture differs and re-runs repeat.
+    Past the top of the range the seeds wrap around to 1 (2147483647, 1, 2, 3), so
+    every seed sent stays within the range the node and the API allow.
     ``image_urls`` (1 to 3 https or data URIs) go with ``model=MODEL_EDIT``; every
     request of a batch carries them all.
     """
@@ -316,4 +361,10 @@ def build_requests(
     )
     first_seed = check_seed(seed)
     counts = [per_request] * (total // per_request) + ([total % per_request] if total % per_request else [])
-    return [GenerationRequest(seed=first_seed + k, num_images=n, **common) for k, n in enumerate(counts)]
+    return [GenerationRequest(seed=batch_seed(first_seed, k), num_images=n, **common) for k, n in enumerate(counts)]
+
+
+def batch_seed(seed: int, k: int) -> int:
+    """The seed of request ``k`` of a batch: ``seed + k``, wrapping around from the top of the range to 1."""
+    low = LIMITS.seed_min
+    return low + (seed - low + k) % (SEED_MAX - low + 1)

@@ -42,9 +42,19 @@ def comfy_cache_dir() -> Path | None:
 
 
 def comfy_key_files() -> list[Path]:
-    """Key files inside ComfyUI's user directory (written by the pack's settings dialog)."""
+    """Key files inside ComfyUI's user directory (written by the pack's settings dialog), first the one saved to.
+
+    The key has a 0700 folder of its own (``flux2_lora/key``): ``flux2_lora`` itself
+    is shared with the result cache, which may create it with another mode first.
+    A key saved by an earlier version directly in ``flux2_lora`` is moved there.
+    """
     user_dir = comfy_user_dir()
-    return [user_dir / "flux2_lora" / "api_key"] if user_dir else []
+    if not user_dir:
+        return []
+    from ..api_client.key_store import adopt_legacy_key
+
+    path, legacy = user_dir / "flux2_lora" / "key" / "api_key", user_dir / "flux2_lora" / "api_key"
+    return [path] if adopt_legacy_key(legacy, path) else [path, legacy]
 
 
 class RunHooks:

@@ -104,12 +104,13 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
-    from ..api_client.client import shared_client
+    from ..api_client.client import LazyClient
 
     use_cache = check_bool("use_cache", use_cache)
     key_files = comfy_key_files()
     hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
-    client = shared_client(resolve_api_key(extra_key_files=key_files, hint=hint), resolve_base_url())
+    # The key is looked up only if a request must be sent: a run answered from the cache needs none.
+    client = LazyClient(resolve_base_url(), lambda: resolve_api_key(extra_key_files=key_files, hint=hint))
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)
@@ -143,6 +144,13 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
         "cache_note": cache_note,
         "image_urls": [result.image_urls[i] for i in result.filled],
     }
+    if result.credits_unknown:
+        # Unknown is not free: no total is shown as if it were complete.
+        info["credits_used"] = None
+        info["credits_reported"] = result.credits_used
+        sent = result.requests_sent
+        info["credits_note"] = (f"the API did not report a valid cost for {result.credits_unknown} of {sent} "
+                                f"request{'s' if sent > 1 else ''}; check your usage at https://aimlapi.com/app")
     if (width, height) != first.expected_pixels:
         asked = first.expected_pixels
         info["size_note"] = f"asked for {asked[0]}x{asked[1]}, the API returned {width}x{height}"

@@ -29,7 +29,8 @@ Widget = tuple[Any, ...]
 def seed_widget() -> Widget:
     return ("INT", {
         "default": 1, "min": LIMITS.seed_min, "max": SEED_MAX, "control_after_generate": True,
-        "tooltip": "Same seed, prompt and settings give the same picture. Request k of a batch uses seed + k.",
+        "tooltip": ("Same seed, prompt and settings give the same picture. Request k of a batch uses seed + k; "
+                    "past 2147483647 it goes on from 1."),
     })
 
 

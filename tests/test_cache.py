@@ -79,6 +79,17 @@ def test_every_setting_is_part_of_the_key(pack, standin):
     assert len(_entries()) == len(changes) + 1
 
 
+def test_cache_hit_needs_no_key_and_a_miss_still_asks_for_one(pack, api, standin, monkeypatch):
+    first = generate(pack, num_images=2)
+    monkeypatch.delenv("AIML_API_KEY")  # nothing would be sent, so no key is needed
+    again = generate(pack, num_images=2)
+    assert standin.post_count == 1 and _info(again)["cache"] == "hit"
+    assert torch.equal(again["result"][0], first["result"][0])
+    with pytest.raises(api.ConfigError, match="No AI/ML API key found"):
+        generate(pack, num_images=2, seed=8)  # a miss must be sent, so then the key is looked up
+    assert standin.post_count == 1
+
+
 def test_partial_hit_sends_only_the_missing_requests(pack, standin):
     generate(pack, num_images=4)                       # request seed 7, four pictures
     out = generate(pack, num_images=6)                 # seed 7 (four, cached) and seed 8 (two, new)

@@ -96,5 +96,5 @@ def test_missing_key_inside_comfyui_points_to_the_settings_panel(pack, api, stan
         generate(pack)
     message = str(caught.value)
     assert "Settings → Flux2 LoRA → AI/ML API key" in message
-    assert str(tmp_path / "user" / "flux2_lora" / "api_key") in message
+    assert str(tmp_path / "user" / "flux2_lora" / "key" / "api_key") in message
     assert standin.post_count == 0

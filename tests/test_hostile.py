@@ -180,3 +180,98 @@ def test_inline_picture_that_is_base64_of_text_is_refused(client, api):
     data = client.fetch_image(api.ImageRef(b64_json=base64.b64encode(b"hello").decode()))
     with pytest.raises(api.ImageDecodeError, match="not a PNG"):
         api.decode_image(data)
+
+
+def _png_of_length_not_multiple_of_3() -> bytes:
+    from api_client.standin import encode_picture, render_picture
+
+    for side in range(64, 96):
+        data = encode_picture(render_picture(3, 0, side, side), "png")
+        if len(data) % 3:
+            return data
+    raise AssertionError("no size gives a PNG needing base64 padding")
+
+
+def _variant(text: str, kind: str) -> str:
+    if kind == "trailing newline":
+        return text + "\n"
+    if kind == "MIME lines":  # base64 as e-mail and `base64` tools write it: CRLF every 76 characters
+        return "\r\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + "\r\n"
+    if kind == "LF lines":
+        return "\n".join(text[i:i + 76] for i in range(0, len(text), 76))
+    if kind == "missing padding":
+        return text.rstrip("=")
+    if kind == "data URI with lines and no padding":
+        return "data:image/png;base64," + "\n".join(text.rstrip("=")[i:i + 64] for i in range(0, len(text), 64))
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["trailing newline", "MIME lines", "LF lines", "missing padding",
+                                  "data URI with lines and no padding"])
+def test_inline_picture_in_base64_variants_standard_decoders_accept_is_decoded(pack, standin, kind):
+    png = _png_of_length_not_multiple_of_3()
+    text = base64.b64encode(png).decode("ascii")
+    assert text.endswith("=")
+    standin.queue_post_faults([{"data": [{"url": None, "b64_json": _variant(text, kind)}]}])
+    images, _ = generate(pack)["result"]
+    side = Image.open(io.BytesIO(png)).width
+    assert images.shape == (1, side, side, 3)
+
+
+def test_inline_picture_with_line_breaks_is_still_capped_before_decoding(api, standin):
+    client = api.ApiClient(TEST_KEY, standin.base_url, max_download_bytes=1 * MiB)
+    wrapped = "\r\n".join(["A" * 76] * (2 * MiB // 57))  # about 2 MiB once decoded
+    with pytest.raises(api.DownloadError, match="1 MiB cap"):
+        client.fetch_image(api.ImageRef(b64_json=wrapped))
+    client.close()
+
+
+# -- URLs that parsers read differently: refused, never guessed ---------------------------------------
+
+def _ambiguous_urls(port: int) -> list[str]:
+    """URLs where urllib.parse sees the loopback host while requests would connect elsewhere (or might)."""
+    return [
+        f"http://evil.example\\@127.0.0.1:{port}/x.png",  # urllib.parse: 127.0.0.1; requests: evil.example
+        f"http://evil.example\\\\@127.0.0.1:{port}/x.png",
+        f"http://evil.example@127.0.0.1:{port}/x.png",  # userinfo
+        f"http://127.0.0.1:{port}\t/x.png",  # urllib.parse drops tabs silently
+        f"http://127.0.0.1:{port}/x.png\r\nHost: evil.example",
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_picture_url_that_parsers_read_differently_is_refused_without_a_request(pack, api, standin, index):
+    url = _ambiguous_urls(standin.port)[index]
+    standin.queue_post_faults([{"url": url}])
+    with pytest.raises(api.DownloadError, match="parsers") as caught:
+        generate(pack)
+    assert "evil.example@" not in str(caught.value)  # the user-info part is not quoted back
+    assert standin.file_get_count == 0
+
+
+@pytest.mark.parametrize("index", range(4))  # (a line break cannot be sent in a header)
+def test_redirect_to_a_url_that_parsers_read_differently_is_refused(pack, api, standin, index):
+    standin.queue_file_faults([{"redirect": _ambiguous_urls(standin.port)[index]}])
+    with pytest.raises(api.DownloadError, match="parsers"):
+        generate(pack)
+    assert standin.file_get_count == 1
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_base_url_that_parsers_read_differently_is_refused(api, standin, index):
+    base = _ambiguous_urls(standin.port)[index].replace("/x.png", "/v1")
+    with pytest.raises(api.ConfigError, match="parsers"):
+        api.ApiClient(TEST_KEY, base)
+    with pytest.raises(api.ConfigError, match="AIML_API_BASE"):
+        api.resolve_base_url({"AIML_API_BASE": base})
+
+
+@pytest.mark.parametrize("path", [
+    "https://evil.example\\.huggingface.co/lora.safetensors",
+    "https://huggingface.co/owner/repo/resolve/main/lo\tra.safetensors",
+    "https://huggingface.co/owner/re po/lora.safetensors",
+])
+def test_lora_url_that_parsers_read_differently_is_refused_before_sending(pack, api, standin, path):
+    with pytest.raises(api.InputError, match="parsers"):
+        generate(pack, loras=[{"path": path, "scale": 1.0}])
+    assert standin.post_count == 0

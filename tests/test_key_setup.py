@@ -157,7 +157,7 @@ def test_route_saves_and_reports_the_key_over_http(comfy_server, tmp_path):
     assert json.loads(first)["set"] is False
     assert json.loads(status)["set"] is True and json.loads(status)["last4"] == NEW_KEY[-4:]
     assert all(NEW_KEY not in text for text in (first, saved, status))
-    key_file = tmp_path / "comfy-user" / "flux2_lora" / "api_key"
+    key_file = tmp_path / "comfy-user" / "flux2_lora" / "key" / "api_key"
     assert key_file.read_text() == NEW_KEY
     if hasattr(os, "getuid"):
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -181,4 +181,94 @@ def test_route_refuses_bad_input_and_other_methods_over_http(comfy_server, tmp_p
     answers = run_client(comfy_server, steps)
     assert [status for status, _ in answers] == [415, 400, 413, 400, 405, 405]
     assert all(NEW_KEY not in text for _, text in answers)
-    assert not (tmp_path / "comfy-user" / "flux2_lora" / "api_key").exists()
+    assert not list((tmp_path / "comfy-user").rglob("api_key"))
+
+
+# --- where the key lives: a 0700 folder of its own, whatever made ComfyUI's folders ---
+
+
+def test_folder_holding_the_saved_key_is_0700_even_when_the_result_cache_made_it_first(
+        pack, standin, comfy_server, monkeypatch, tmp_path):
+    from conftest import TEST_KEY, generate
+
+    monkeypatch.delenv("FLUX2_LORA_CACHE_DIR")  # the result cache goes to ComfyUI's user folder, as in ComfyUI
+    monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
+    generate(pack)
+    sys.modules[f"{PACK_NAME}.api_client.cache"].wait_for_pending_saves()
+    assert (tmp_path / "comfy-user" / "flux2_lora" / "cache").is_dir()  # made, with the umask's mode
+
+    async def steps(client):
+        response = await client.post("/flux2_lora/key", json={"key": NEW_KEY})
+        return response.status, await response.json()
+
+    status, answer = run_client(comfy_server, steps)
+    assert status == 200 and answer["saved"]
+    (key_file,) = [p for p in (tmp_path / "comfy-user").rglob("api_key")]
+    assert key_file.read_text() == NEW_KEY
+    if hasattr(os, "getuid"):
+        assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_key_saved_by_an_earlier_version_is_still_used_and_moved_into_the_private_folder(
+        pack, api, standin, comfy_server, monkeypatch, tmp_path):
+    from conftest import generate
+
+    legacy = tmp_path / "comfy-user" / "flux2_lora" / "api_key"
+    legacy.parent.mkdir(parents=True)
+    legacy.parent.chmod(0o755)
+    legacy.write_text(standin.key)
+    legacy.chmod(0o600)
+    monkeypatch.delenv("AIML_API_KEY", raising=False)
+    generate(pack)  # the node finds the key where the earlier version saved it
+    assert standin.post_count == 1
+    assert not legacy.exists()
+    (moved,) = [p for p in (tmp_path / "comfy-user").rglob("api_key")]
+    assert moved.read_text() == standin.key
+    if hasattr(os, "getuid"):
+        assert stat.S_IMODE(moved.parent.stat().st_mode) == 0o700
+
+    async def steps(client):
+        response = await client.get("/flux2_lora/key")
+        return response.status, await response.json()
+
+    status, answer = run_client(comfy_server, steps)
+    assert status == 200 and answer["set"] and answer["source"] == "saved in ComfyUI"
+
+
+# --- key files in other encodings ---
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_key_file_in_utf8_with_or_without_bom_or_utf16_with_bom_is_read(pack, standin, monkeypatch, tmp_path,
+                                                                        encoding):
+    from conftest import generate
+
+    key_file = tmp_path / "config" / "aimlapi" / "api_key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_bytes(f"{standin.key}\r\n".encode(encoding))  # PowerShell's `>` writes UTF-16 with a BOM
+    key_file.chmod(0o600)
+    monkeypatch.delenv("AIML_API_KEY", raising=False)
+    generate(pack)
+    assert standin.post_count == 1
+
+
+def test_key_file_in_another_encoding_is_a_config_error_naming_the_file_and_the_route_still_answers(
+        pack, api, standin, comfy_server, monkeypatch, tmp_path):
+    from conftest import generate
+
+    key_file = tmp_path / "comfy-user" / "flux2_lora" / "key" / "api_key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_bytes("sk-clé-0a9b8c7d6e5f4a3b2c1d".encode("latin-1"))
+    key_file.chmod(0o600)
+    monkeypatch.delenv("AIML_API_KEY", raising=False)
+    with pytest.raises(api.ConfigError, match="UTF-8") as caught:
+        generate(pack)
+    assert str(key_file) in str(caught.value) and standin.post_count == 0
+
+    async def steps(client):
+        response = await client.get("/flux2_lora/key")
+        return response.status, await response.json()
+
+    status, answer = run_client(comfy_server, steps)
+    assert status == 200 and answer["set"] is False and str(key_file) in answer["message"]

@@ -168,3 +168,59 @@ def test_client_and_key_reprs_hide_the_key(api, standin):
     _assert_no_key(repr(key) + str(key) + repr(client) + repr(vars(client)) + repr(client.session.auth))
     _assert_no_key(repr(client.session.headers))
     client.close()
+
+
+# -- a server that puts the key into URLs: picture URLs, their errors, redirects, log lines -------------------
+
+def _assert_message_and_chain_carry_no_key(exc: BaseException) -> None:
+    """As _assert_error_carries_no_key, but for a URL the server chose: the pack must hold it to fetch it,
+    so the frames' local variables may; what is shown (message, traceback text, chain) may not."""
+    _assert_no_key(str(exc) + repr(exc))
+    _assert_no_key("".join(traceback.format_exception(exc)))
+    for linked in _chain(exc):
+        assert not isinstance(linked, requests.RequestException), f"{type(linked).__name__} is chained"
+        _assert_no_key(str(linked) + repr(linked))
+
+
+def _picture_url(api, standin) -> str:
+    """The URL of a real picture on the stand-in (made by one direct request)."""
+    client = api.ApiClient(api.ApiKey(TEST_KEY, "test"), standin.base_url)
+    url = client.generate(REQUEST_BODY).images[0].url
+    client.close()
+    return url
+
+
+def test_key_echoed_in_a_picture_url_is_redacted_from_info_and_logs(pack, api, standin, debug_logs):
+    url = f"{_picture_url(api, standin)}?sig={TEST_KEY}"  # the stand-in ignores the query
+    standin.queue_post_faults([{"url": url}])
+    out = generate(pack)
+    images, info = out["result"]
+    assert images.shape == (1, 512, 512, 3) and standin.file_get_count == 1
+    _assert_no_key(info)
+    assert '"image_urls": [\n    "http://127.0.0.1:' in info and "?sig=***" in info
+    _assert_no_key(repr(out))
+    _assert_no_key(debug_logs.text)
+    _assert_no_key(" ".join(r.getMessage() for r in debug_logs.records))
+
+
+@pytest.mark.parametrize("where", ["path", "query", "user"])
+def test_key_echoed_in_a_failing_picture_url_is_redacted_from_the_download_error(pack, api, standin, debug_logs,
+                                                                                 where):
+    root = standin.root_url
+    url = {"path": f"{root}/files/{TEST_KEY}.png", "query": f"{root}/files/missing.png?k={TEST_KEY}",
+           "user": f"http://{TEST_KEY}@127.0.0.1:{standin.port}/files/x.png"}[where]
+    standin.queue_post_faults([{"url": url}])
+    with pytest.raises(api.DownloadError) as caught:
+        generate(pack)
+    _assert_message_and_chain_carry_no_key(caught.value)
+    _assert_no_key(debug_logs.text)
+
+
+def test_key_echoed_in_a_redirect_of_the_generation_request_is_redacted(pack, api, standin, debug_logs):
+    standin.queue_post_faults([{"status": 307, "location": f"https://elsewhere.example/v1?key={TEST_KEY}&x=1",
+                                "message": "moved"}])
+    with pytest.raises(api.APIStatusError, match="redirected the request") as caught:
+        generate(pack)
+    assert "elsewhere.example" in str(caught.value)
+    _assert_message_and_chain_carry_no_key(caught.value)
+    _assert_no_key(debug_logs.text)

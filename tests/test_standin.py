@@ -125,6 +125,21 @@ def test_auth_required(srv, http):
     assert srv.post_count == 3 and len(srv.post_bodies) == 3
 
 
+def test_standin_keeps_a_bounded_history_of_request_bodies(srv):
+    url = f"{srv.base_url}/images/generations"
+    for seed in range(1, 101):  # unauthorized: answered at once, still counted and kept
+        requests.post(url, json=body(seed=seed), timeout=5)
+    assert srv.post_count == 100
+    kept = [b["seed"] for b in srv.post_bodies]
+    assert 4 <= len(kept) <= 64 and kept == list(range(101 - len(kept), 101))  # the most recent, in order
+    big = "x" * (8 << 20)
+    for seed in range(12):  # an Edit run's body carries megabytes of pictures: 96 MiB in all
+        requests.post(url, json=body(seed=seed, prompt=big), timeout=30)
+    kept = srv.post_bodies
+    assert sum(len(b["prompt"]) for b in kept) <= 64 << 20 and kept[-1]["seed"] == 11
+    assert srv.post_count == 112
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"output_format": "gif"}, 'output_format: "gif" is not one of'),
     ({"num_images": 5}, "num_images: 5 is above the maximum 4"),

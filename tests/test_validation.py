@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import generate, run_node
 
@@ -156,3 +158,86 @@ def test_accepted_values_reach_the_api_exactly(pack, standin):
         "image_size": {"width": 512, "height": 544},
         "loras": [{"path": "owner/repo/file.safetensors", "scale": 0.0}],
     }
+
+
+# -- text that cannot be sent, numbers from other nodes, names and seeds at the edges -----------
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_lone_surrogate_in_the_prompt_is_refused_naming_its_position(pack, api, standin, use_cache):
+    # "a cat " then half of an emoji (U+1F431 is \ud83d\udc31): what a cut-off string gives.
+    with pytest.raises(api.InputError, match=r"prompt.*position 7") as caught:
+        generate(pack, prompt="a cat \ud83d and more", use_cache=use_cache)
+    assert "emoji" in str(caught.value)
+    assert standin.post_count == 0
+
+
+@pytest.mark.parametrize("invisible", ["\u200b\u200b\u200b", " \u200d\ufeff ", "\u2060\u200c\u3164"])
+def test_prompt_of_only_invisible_characters_is_refused_as_empty(pack, api, standin, invisible):
+    with pytest.raises(api.InputError, match="prompt: is empty"):
+        generate(pack, prompt=invisible)
+    assert standin.post_count == 0
+
+
+def test_numpy_numbers_from_other_nodes_are_accepted(pack, standin):
+    np = pytest.importorskip("numpy")
+    generate(pack, seed=np.int64(7), num_images=np.int32(1), guidance_scale=np.float32(2.5),
+             num_inference_steps=np.int16(8), loras=[{"path": "owner/repo", "scale": np.float64(0.5)}],
+             image_size={"width": np.int64(512), "height": np.uint16(544)})
+    (body,) = standin.post_bodies
+    assert (body["seed"], body["num_images"], body["guidance_scale"], body["num_inference_steps"]) == (7, 1, 2.5, 8)
+    assert body["image_size"] == {"width": 512, "height": 544} and body["loras"][0]["scale"] == 0.5
+
+
+@pytest.mark.parametrize(("name", "value", "fragment"), [
+    ("seed", "bool_", "bool"), ("num_images", "float32", "float32"), ("guidance_scale", "bool_", "bool"),
+])
+def test_numpy_bools_and_floats_for_ints_are_still_refused(pack, api, standin, name, value, fragment):
+    np = pytest.importorskip("numpy")
+    with pytest.raises(api.InputError, match=fragment):
+        generate(pack, **{name: getattr(np, value)(1)})
+    assert standin.post_count == 0
+
+
+@pytest.mark.parametrize(("path", "suggestion"), [
+    ("huggingface.co/owner/repo", "'owner/repo'"),
+    ("www.huggingface.co/owner/repo/blob/main/style.safetensors", "'owner/repo/style.safetensors'"),
+    ("hf.co/owner/repo/resolve/main/style.safetensors", "'owner/repo/style.safetensors'"),
+])
+def test_hugging_face_web_address_as_lora_path_is_refused_with_the_name_to_write(pack, api, path, suggestion):
+    with pytest.raises(api.InputError, match="Hugging Face") as caught:
+        run_node(pack, "Flux2LoraAdapter", path=path, scale=1.0)
+    assert f"write {suggestion}" in str(caught.value)
+
+
+def test_full_hugging_face_file_url_stays_accepted(pack):
+    url = "https://huggingface.co/owner/repo/resolve/main/style.safetensors"
+    (loras,) = run_node(pack, "Flux2LoraAdapter", path=url, scale=1.0)
+    assert loras[0]["path"] == url
+
+
+def test_seeds_of_a_batch_at_the_top_of_the_range_wrap_around_to_1(pack, standin):
+    _, info = generate(pack, seed=2147483647, num_images=16, image_size="square")["result"]
+    seeds = sorted(body["seed"] for body in standin.post_bodies)
+    assert seeds == [1, 2, 3, 2147483647]
+    assert json.loads(info)["seeds"] == [2147483647, 1, 2, 3]
+
+
+@pytest.mark.parametrize("path", [
+    "http://alice:hunter2secret@example.com/lora.safetensors",
+    "ftp://alice:hunter2secret@example.com/lora.safetensors",
+    "https://alice:hunter2secret@/lora.safetensors",
+    "https://alice:hunter2secret@example.com/" + "a" * 2100 + ".safetensors",
+    "https://alice:hunter2secret@example.com\\@evil.example/lora.safetensors",
+    "https://alice:hunter2secret@ex ample.com/lora.safetensors",
+    "alice:hunter2secret@example.com/lora.safetensors",
+    "https:/alice:hunter2secret@example.com/lora.safetensors",
+    "http://alice:hunter2/secret@example.com/lora.safetensors",  # a "/" in the password
+])
+def test_lora_url_password_never_appears_in_the_error(pack, api, standin, path):
+    with pytest.raises(api.InputError) as caught:
+        run_node(pack, "Flux2LoraAdapter", path=path, scale=1.0)
+    assert "hunter2" not in str(caught.value) and "alice" not in str(caught.value)
+    assert "path" in str(caught.value)
+    with pytest.raises(api.InputError) as caught:
+        generate(pack, loras=[{"path": path, "scale": 1.0}])
+    assert "hunter2" not in str(caught.value) and standin.post_count == 0

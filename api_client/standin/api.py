@@ -137,6 +137,8 @@ def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
         return Answer(fault.get("status", 200), raw_bytes, fault.get("content_type", "application/json"), headers)
     if "status" in fault:
         headers = {"Retry-After": fault["retry_after"]} if "retry_after" in fault else {}
+        if "location" in fault:
+            headers["Location"] = fault["location"]
         return error_answer(fault["status"], fault.get("message", "stand-in fault"), headers)
     if "data" in fault:
         count = len(fault["data"]) if isinstance(fault["data"], list) else 1

@@ -42,6 +42,7 @@ def _is_str(v: Any) -> bool:
 POST_KEYS: dict[str, Check] = {
     "status": lambda v: _is_int(v) and 100 <= v <= 599,
     "retry_after": _is_str,
+    "location": _is_str,
     "message": _is_str,
     "drop": _is_true,
     "delay": lambda v: _is_num(v) and v >= 0,
@@ -109,6 +110,8 @@ def check_post_fault(fault: Any) -> dict[str, Any]:
         raise ValueError("POST fault 'content_type' needs 'body'")
     if "retry_after" in fault and "status" not in fault and "body" not in fault:
         raise ValueError("POST fault 'retry_after' needs 'status' or 'body'")
+    if "location" in fault and "status" not in fault:
+        raise ValueError("POST fault 'location' needs 'status' (a redirect such as 307)")
     return fault
 
 

@@ -6,6 +6,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,10 @@ from .handler import Handler, HTTPServer4, HTTPServer6, is_loopback
 
 RESPONSE_MODES = ("url", "b64")
 MAX_WARNINGS = 1000  # strict mode keeps the latest ones; a long session must not grow without bound
+# The request bodies kept for tests to look at: the most recent ones, bounded in number and in
+# size (an Edit body carries megabytes of pictures), so a long-running stand-in does not grow.
+BODY_HISTORY = 32
+BODY_HISTORY_BYTES = 64 * 1024 * 1024
 
 
 class StandInServer:
@@ -47,7 +52,8 @@ class StandInServer:
         self.received_images: list[np.ndarray] = []
         self.post_count = 0
         self.file_get_count = 0
-        self.post_bodies: list[Any] = []
+        self._bodies: deque[tuple[Any, int]] = deque()  # (parsed body, size of the raw body)
+        self._bodies_bytes = 0
         self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
@@ -166,7 +172,8 @@ class StandInServer:
             self.warnings.clear()
             self.post_count = 0
             self.file_get_count = 0
-            self.post_bodies.clear()
+            self._bodies.clear()
+            self._bodies_bytes = 0
             self.received_images = []
         self._post_faults.clear()
         self._file_faults.clear()
@@ -187,14 +194,28 @@ class StandInServer:
             "warnings": list(self.warnings),
         }
 
+    @property
+    def post_bodies(self) -> list[Any]:
+        """The most recent generation bodies, oldest first (None for one that was not JSON).
+
+        At most ``BODY_HISTORY`` of them and about ``BODY_HISTORY_BYTES``; ``post_count``
+        counts every POST. The last body is always kept, however large.
+        """
+        with self._lock:
+            return [body for body, _ in self._bodies]
+
     def _count_post(self, raw: bytes) -> dict[str, Any] | None:
         try:
             body = parse_body(raw)
         except ValueError:
-            body = None  # keeps post_bodies aligned with post_count
+            body = None
         with self._lock:
             self.post_count += 1
-            self.post_bodies.append(body)
+            self._bodies.append((body, len(raw)))
+            self._bodies_bytes += len(raw)
+            while len(self._bodies) > 1 and (len(self._bodies) > BODY_HISTORY
+                                             or self._bodies_bytes > BODY_HISTORY_BYTES):
+                self._bodies_bytes -= self._bodies.popleft()[1]
             return self._post_faults.pop()
 
     def _count_file_get(self) -> dict[str, Any] | None:

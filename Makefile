@@ -19,13 +19,18 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test lint bench clean-venv
+# Where the demo writes its pictures.
+DEMO_OUT ?= demo_output
+
+.PHONY: demo test setup lint bench clean-venv
 
 demo: $(VENV)/.demo-ready  ## the offline demo: writes demo_output/*.png, nothing is billed
-	$(PY) demo.py --out demo_output
+	$(PY) demo.py --out $(DEMO_OUT)
 
 test: $(VENV)/.test-ready  ## the test suite (offline; e2e/browser tests run when COMFYUI_* is set)
 	$(PY) -m pytest -q
+
+setup: $(VENV)/.test-ready  ## only the set-up: .venv with everything the demo and the tests need
 
 lint: $(VENV)/.test-ready
 	$(PY) -m ruff check .

@@ -60,6 +60,17 @@ def test_make_dry_run_plans_venv_requirements_then_the_command(tmp_path):
     assert plan.rstrip().endswith("-m pytest -q")
 
 
+def test_ci_runs_the_readmes_commands_and_its_torch_comment_is_true():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r'^run_make\(\) \{ make --no-print-directory "VENV=\$venv" "\$@"; \}$', ci, re.M)
+    for command in ("setup", "lint", "test", "demo"):
+        assert re.search(rf"^run_make {command}\b", ci, re.M), command
+    assert "python -m pytest" not in ci and "pip install" not in ci  # one way to set up and test: make's
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    spec = re.search(r"^TORCH_SPEC \?= (\S+)$", makefile, re.M).group(1)
+    assert f"installs {spec} with PyTorch's CPU wheel index" in ci
+
+
 # -- license and packaging metadata ------------------------------------------------------------------------
 
 def test_license_file_is_the_license_pyproject_declares():

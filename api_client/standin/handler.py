@@ -188,6 +188,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("admin body must be a JSON object")
             if path == "/_standin/stats" and self.command == "GET":
                 return json_answer(200, srv.stats())
+            if path == "/_standin/requests" and self.command == "GET":
+                return json_answer(200, {"requests": srv.request_summaries()})
             if path == "/_standin/reset" and self.command == "POST":
                 srv.reset()
                 return json_answer(200, {"ok": True})

@@ -204,6 +204,23 @@ class StandInServer:
         with self._lock:
             return [body for body, _ in self._bodies]
 
+    def request_summaries(self, max_chars: int = 200) -> list[Any]:
+        """The generation bodies received, oldest first, as served by GET /_standin/requests.
+
+        Strings longer than ``max_chars`` (Edit's data URIs) become ``"<N chars>"``, so a test
+        in another process can read seeds, sizes and LoRAs without megabytes of pictures.
+        """
+        def shorten(value: Any) -> Any:
+            if isinstance(value, str) and len(value) > max_chars:
+                return f"<{len(value)} chars>"
+            if isinstance(value, dict):
+                return {k: shorten(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [shorten(v) for v in value]
+            return value
+
+        return [shorten(body) for body in self.post_bodies]  # post_bodies takes the lock itself
+
     def _count_post(self, raw: bytes) -> dict[str, Any] | None:
         try:
             body = parse_body(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -52,8 +53,10 @@ def test_make_dry_run_plans_venv_requirements_then_the_command(tmp_path):
     if subprocess.run(["make", "--version"], capture_output=True).returncode != 0:
         pytest.skip("make is not installed")
     venv = tmp_path / "venv"
-    out = subprocess.run(["make", "-n", "test", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    # Run as a user would, not as a sub-make of a `make test` that runs this suite.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "test", f"VENV={venv}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     plan = out.stdout
     assert plan.index("-m venv") < plan.index("-r requirements.txt") < plan.index("-r requirements-test.txt")

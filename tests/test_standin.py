@@ -511,6 +511,16 @@ def test_admin_endpoints(srv, http):
     assert (srv.post_count, srv.latency, srv.response_mode, srv.post_bodies) == (0, 0.0, "url", [])
 
 
+def test_requests_endpoint_lists_bodies_with_long_strings_shortened(srv, http):
+    picture = "data:image/png;base64," + "A" * 1000
+    assert post(http, srv, body(seed=5)).status_code == 200
+    post(http, srv, {"model": "blackforestlabs/flux-2-lora-edit", "prompt": "x", "seed": 6,
+                     "image_urls": [picture]})  # refused (not a picture), but received and listed
+    listed = requests.get(f"{srv.root_url}/_standin/requests", timeout=5).json()["requests"]
+    assert listed[0] == body(seed=5)
+    assert listed[1]["seed"] == 6 and listed[1]["image_urls"] == [f"<{len(picture)} chars>"]
+
+
 def test_stop_is_prompt_with_pending_delay():
     srv = StandInServer(key=KEY).start()
     srv.queue_post_faults([{"delay": 30}])

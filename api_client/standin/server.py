@@ -205,7 +205,7 @@ class StandInServer:
             return [body for body, _ in self._bodies]
 
     def request_summaries(self, max_chars: int = 200) -> list[Any]:
-        """The generation bodies received, oldest first, as served by GET /_standin/requests.
+        """The generation bodies kept (see post_bodies), oldest first, as served by GET /_standin/requests.
 
         Strings longer than ``max_chars`` (Edit's data URIs) become ``"<N chars>"``, so a test
         in another process can read seeds, sizes and LoRAs without megabytes of pictures.

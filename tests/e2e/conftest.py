@@ -16,7 +16,7 @@ Fixtures (session-scoped unless said otherwise; build on them):
 - ``comfy_factory``: ``comfy_factory(name, front_end_root=..., extra_args=..., env=...)``
   starts (once per name) another ComfyUI with its own base directory; all stop at the end.
 - ``frontend_roots``: {"1.27.10": None (ComfyUI's pinned package), "1.58.1": folder}.
-- ``browser``: headless Chromium driven by Playwright (``CHROMIUM`` env, default /usr/bin/chromium);
+- ``browser`` (per module): headless Chromium driven by Playwright (``CHROMIUM`` env, default /usr/bin/chromium);
   ``page.ComfyPage(browser, comfy).open()`` is the frontend in a page.
 """
 
@@ -137,9 +137,13 @@ def frontend_root(frontend_roots: dict[str, str | None], version: str) -> str | 
     return root
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (the Debian package) under Playwright; Playwright's own browser download is not used."""
+    """Headless Chromium (the Debian package) under Playwright; Playwright's own browser download is not used.
+
+    Module-scoped on purpose: Playwright's sync API keeps an asyncio loop marked as running in
+    this thread until it stops, which breaks any later test that calls ``asyncio.run``.
+    """
     comfyui_install()
     try:
         from playwright.sync_api import sync_playwright

@@ -101,9 +101,13 @@ class ComfyPage:
         self.page_errors: list[str] = []
         self.pack_responses: list[tuple[int, str]] = []  # (status, url) of every pack file served
 
-    def open(self) -> ComfyPage:
-        """Open the frontend and wait until ``window.app`` has its graph; returns self."""
-        self.comfy.write_settings(QUIET_SETTINGS)
+    def open(self, settings: dict[str, Any] | None = None) -> ComfyPage:
+        """Open the frontend and wait until ``window.app`` has its graph; returns self.
+
+        ``settings`` are frontend settings to apply first, e.g. {"Comfy.VueNodes.Enabled": True}
+        for the Nodes 2.0 renderer of newer frontends (they stay for later pages of this server).
+        """
+        self.comfy.write_settings({**QUIET_SETTINGS, **(settings or {})})
         self.context = self.browser.new_context(viewport={"width": 1600, "height": 900})
         self.context.add_init_script(_ERROR_RECORDER)
         self.page = self.context.new_page()
@@ -140,9 +144,23 @@ class ComfyPage:
         """Texts of the toast messages on screen (the frontend's link check reports through them)."""
         return self.page.locator(".p-toast-message").all_inner_texts()
 
-    def queue(self) -> None:
-        """Queue the graph as the Queue button does."""
-        self.page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
+    def queue(self) -> tuple[int, Any]:
+        """Queue the graph as the Queue button does; (status, body) of the page's POST /prompt.
+
+        A prompt the server refuses (its node_errors are in the body) never reaches the history,
+        so callers check this before waiting for a run.
+        """
+        def is_queue_post(response: Any) -> bool:
+            return response.request.method == "POST" and response.url.split("?")[0].endswith("/prompt")
+
+        with self.page.expect_response(is_queue_post) as answer:
+            self.page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
+        response = answer.value
+        try:
+            body = response.json()
+        except Exception:  # not JSON: keep the text for the assertion message
+            body = response.text()
+        return response.status, body
 
     def pack_errors(self) -> list[str]:
         """Errors whose text or source names one of the pack's scripts (/extensions/<pack folder>/...)."""
@@ -157,7 +175,9 @@ class ComfyPage:
         return [f"{e['kind']}: {e['text'][:500]}" for e in recorded] + self.page_errors
 
     def screenshot(self, path: Path) -> Path:
-        """The whole graph, fitted to the window, saved as ``path``."""
+        """The whole graph, fitted to the window, saved as ``path`` (nothing if the page never opened)."""
+        if self.page is None:
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.page.evaluate(_FIT_VIEW)
         self.page.wait_for_timeout(300)  # the next frame is drawn

@@ -47,7 +47,7 @@ def test_ui_workflow_loads_and_runs_from_the_page(frontend, path, browser, stand
     comfy.clear_result_cache()  # and the pack sends its requests
     page = ComfyPage(browser, comfy).open()
     try:
-        assert page.frontend_version() in ("", version)
+        assert page.frontend_version() == version
         state = page.load_workflow(doc)
         unknown = [node for node in state["nodes"] if not node["registered"] or node["has_errors"]]
         assert unknown == [], "node types the frontend does not know"
@@ -55,11 +55,11 @@ def test_ui_workflow_loads_and_runs_from_the_page(frontend, path, browser, stand
         assert [t for t in page.toasts() if "Workflow" in t or "link" in t.lower()] == []
 
         known = set(comfy.history())
-        page.queue()
+        status, answer = page.queue()
+        assert status == 200, f"ComfyUI refused the prompt the page queued: {answer}"
         entry = comfy.wait_for_new_entry(known)
         page.wait_idle()
         page.page.wait_for_timeout(500)  # the output pictures appear on the nodes
-        page.screenshot(screenshot_dir / f"{version}-{path.stem}.png")
 
         assert entry["status"]["status_str"] == "success", status_messages(entry)
         assert cached_nodes(entry) == []
@@ -75,4 +75,6 @@ def test_ui_workflow_loads_and_runs_from_the_page(frontend, path, browser, stand
             "the pack's frontend extension was not loaded")
         assert page.pack_errors() == [], page.all_errors()
     finally:
+        # After the run, or as far as the test got when it failed.
+        page.screenshot(screenshot_dir / f"{version}-{path.stem}.png")
         page.close()

@@ -147,6 +147,8 @@ def test_key_route_through_comfyuis_server(comfy):
         assert answer.status == 200 and answer.json()["changed"] and answer.json()["saved"]
         (saved,) = _saved_key_files(comfy)
         assert saved.read_text().strip() == other_key and saved.stat().st_mode & 0o777 == 0o600
+        # Private folder too, although the result cache created user/flux2_lora first (0755).
+        assert saved.parent.stat().st_mode & 0o777 == 0o700
         # The environment variable still wins, and the route says so; neither key comes back.
         assert comfy.get("/flux2_lora/key").json()["last4"] == TEST_KEY[-4:]
         assert other_key not in answer.text and TEST_KEY not in answer.text

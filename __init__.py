@@ -3,11 +3,14 @@
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from .nodes.budget_routes import register_budget_routes
 from .nodes.key_routes import register_key_routes
+from .nodes.money_routes import register_money_routes
 
 WEB_DIRECTORY = "./web"
 
-# The only work at import time: inside ComfyUI, add the key and budget routes to its server (cheap; outside, a no-op).
+# The only work at import time: inside ComfyUI, add the pack's routes (key, budget, balance, price) to its
+# server (cheap; outside, a no-op).
 register_key_routes()
 register_budget_routes()
+register_money_routes()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -1,33 +1,32 @@
 """Running several generation requests at once and streaming their pictures to a sink.
 
-All requests go out together. As soon as one answers, its pictures start
-downloading and decoding in worker threads (Pillow and numpy release the GIL),
-and each decoded picture is handed to the sink with its final batch index, so the
-caller can read it out, strip by strip, straight into its slice of a preallocated
-output. The calling thread only waits, checks for cancellation at least every
-``poll_interval`` seconds, and reports progress.
+Each request of a batch is answered from the result cache, by joining an
+identical request already in flight in this process, or by a new POST
+(``inflight.SharedRequest``). All new requests go out together. As soon as one
+answers, its pictures start downloading and decoding in worker threads (Pillow
+and numpy release the GIL), and each decoded picture is handed to the sink with
+its final batch index, so the caller can read it out, strip by strip, straight
+into its slice of a preallocated output. The calling thread only waits for
+events, checks for cancellation at least every ``poll_interval`` seconds, and
+reports progress.
 """
 
 from __future__ import annotations
 
-import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from .budget import CreditBudget
-from .cache import BatchCache, ResultCache
-from .client import ApiClient, GenerationResponse, ImageRef, LazyClient
-from .decode import DecodedImage, load_image
+from . import estimate
+from .budget import CreditBudget, Hold
+from .cache import CachedResult, ResultCache, cache_key
+from .client import ApiClient, GenerationResponse, LazyClient
+from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .request import GenerationRequest
 
-
-class ImageSink(Protocol):
-    """Receives decoded pictures; called from worker threads, one call per batch index."""
-
-    def write(self, index: int, picture: DecodedImage) -> None: ...
+__all__ = ["BatchResult", "ImageSink", "run_batch"]
 
 
 @dataclass
@@ -41,6 +40,11 @@ class BatchResult:
     requests_sent: int = 0
     requests_cached: int = 0
     credits_unknown: int = 0  # requests answered without a valid cost: the total leaves them out
+    # Per request this batch sent, in batch order: our X-Client-Request-Id and the API's x-inference-id.
+    request_ids: list[str] = field(default_factory=list)
+    inference_ids: list[str | None] = field(default_factory=list)
+    usd_spent: float | None = None
+    resent_after_failed_log: int = 0
 
     def add_credits(self, value: float | None) -> None:
         if value is None:
@@ -48,26 +52,18 @@ class BatchResult:
         else:
             self.credits_used = (self.credits_used or 0.0) + value
 
-
-def _decode_into(data: bytes, index: int, sink: ImageSink, decode_slots: threading.Semaphore) -> None:
-    # Bound concurrent decodes to the cores so peak memory stays near the output size.
-    with decode_slots:
-        sink.write(index, load_image(data))
-
-
-def _fetch_and_decode(client: ApiClient, ref: ImageRef, index: int, sink: ImageSink,
-                      cancel: threading.Event, decode_slots: threading.Semaphore,
-                      stored: BatchCache | None = None) -> None:
-    data = client.fetch_image(ref, cancel)
-    _decode_into(data, index, sink, decode_slots)
-    if stored is not None:
-        stored.picture(index, data)
+    def add_usd(self, value: float | None) -> None:
+        if value is not None:
+            self.usd_spent = (self.usd_spent or 0.0) + value
 
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-# Room for several runs at once, and for POSTs a Cancel left running (each ends by its timeout).
-_POOL_THREADS = 64
+# Not a limit runs compete for: a thread is started only when none is idle, then reused. Work a run no
+# longer needs keeps its thread until it ends (a POST already sent, by its read timeout; the downloads
+# for the cache, one after another, each within the download deadline), so the next run must never
+# queue behind it. One run uses at most 4 POSTs and 16 downloads; this cap is only a safety net.
+_POOL_THREADS = 1024
 
 
 def _shared_pool() -> ThreadPoolExecutor:
@@ -77,11 +73,6 @@ def _shared_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="flux2-lora")
         return _pool
-
-
-def _count_credits(post: Future, budget: CreditBudget) -> None:
-    if not post.cancelled() and post.exception() is None:
-        budget.add(post.result().credits_used)
 
 
 def run_batch(
@@ -94,86 +85,134 @@ def run_batch(
     poll_interval: float = 0.05,
     cache: ResultCache | None = None,
     budget: CreditBudget | None = None,
+    before_send: Callable[[list[dict]], None] | None = None,
 ) -> BatchResult:
     """Send ``requests`` concurrently and deliver every picture to ``sink``.
 
     ``check_cancel`` is called from this thread at least every ``poll_interval``
     seconds; whatever it raises ends the batch at once, without waiting for
-    requests in flight. Any error cancels the remaining work and is re-raised.
-    Requests found in ``cache`` are decoded from it without being sent (0
-    credits); the others are saved to it once complete. ``budget`` refuses the
-    batch before anything is sent if it has been used up, and counts the credits.
+    requests in flight. Any error ends the batch and is re-raised. With ``cache``,
+    requests found in it are decoded from it without being sent (0 credits), a
+    request identical to one already in flight in this process waits for that
+    one's answer (0 credits), and every answer the API bills is saved to it, even
+    after this batch has ended. ``budget`` admits the new requests, or refuses the
+    batch before anything is sent, and holds their estimated cost until answered.
     A ``LazyClient`` is made into a client (the key looked up) only if a request must be sent.
     """
     bodies = [request.to_body() for request in requests]
-    stored = BatchCache(cache, client.base_url, bodies) if cache is not None else None
-    to_send = [k for k in range(len(requests)) if stored is None or stored.hit(k) is None]
-    if isinstance(client, LazyClient) and to_send:
-        client = client.get()
-    if budget is not None and to_send:
-        budget.check(len(to_send))
-    offsets = [sum(r.num_images for r in requests[:k]) for k in range(len(requests))]
-    result = BatchResult(requested=sum(r.num_images for r in requests))
+    counts = [request.num_images for request in requests]
+    keys = [cache_key(client.base_url, body) if cache is not None else None for body in bodies]
+    offsets = [sum(counts[:k]) for k in range(len(requests))]
+    result = BatchResult(requested=sum(counts))
     result.image_urls = [None] * result.requested
-    total_steps = len(requests) + result.requested
-    steps = 0
-    cancel = threading.Event()
-    decode_slots = threading.Semaphore(max(1, os.cpu_count() or 1))
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    listeners = [Listener(k, offsets[k], sink, events) for k in range(len(requests))]
     executor = _shared_pool()
-    pending: dict[Future, tuple[str, int]] = {}
-    finished = False
+    listening: dict[int, SharedRequest] = {}
+    started: set[int] = set()
+    hits: dict[int, CachedResult] = {}
+    decodes: list[Future] = []
+    unowned: list[Hold | None] = []  # admitted holds not yet handed to a request
     try:
-        for k in to_send:
-            post = executor.submit(client.generate, bodies[k], cancel)
-            if budget is not None:
-                # Counted whenever the answer arrives, even after a Cancel or another request's
-                # failure ended the batch: a request the API answered was billed either way.
-                post.add_done_callback(lambda done: _count_credits(done, budget))
-            pending[post] = ("post", k)
-        for k, hit in enumerate(stored.hits if stored is not None else ()):
-            if hit is not None:
-                result.add_credits(0.0)
-                for i, data in enumerate(hit.pictures):
-                    job = executor.submit(_decode_into, data, offsets[k] + i, sink, decode_slots)
-                    pending[job] = ("image", offsets[k] + i)
-                steps += 1
-        result.requests_sent = len(to_send)
-        result.requests_cached = len(requests) - len(to_send)
-        if on_progress:
-            on_progress(steps, total_steps)
-        while pending:
-            if check_cancel:
-                check_cancel()
-            done, _ = wait(pending, timeout=poll_interval, return_when=FIRST_COMPLETED)
-            for future in done:
-                kind, k = pending.pop(future)
-                if kind == "post":
-                    response: GenerationResponse = future.result()
-                    result.add_credits(response.credits_used)
-                    if stored is not None:
-                        stored.answered(k, response.credits_used, len(response.images))
-                    # More pictures than asked for are ignored; fewer leave gaps the caller closes.
-                    for i, ref in enumerate(response.images[: requests[k].num_images]):
-                        index = offsets[k] + i
-                        # As shown in the info output: a server may have put the key into the URL.
-                        result.image_urls[index] = client.shown_url(ref.url) if ref.url else None
-                        job = executor.submit(_fetch_and_decode, client, ref, index, sink, cancel, decode_slots,
-                                              stored)
-                        pending[job] = ("image", index)
-                    steps += 1 + requests[k].num_images - min(len(response.images), requests[k].num_images)
-                else:
-                    future.result()  # re-raises a failed download or decode
-                    result.filled.append(k)
-                    steps += 1
-                if on_progress:
-                    on_progress(steps, total_steps)
-        finished = True
+        for k, key in enumerate(keys):
+            if key is None or cache is None:
+                continue
+            shared = join(cache, key, listeners[k])
+            if shared is not None:
+                listening[k] = shared
+            else:
+                hit = cache.load(key, counts[k])
+                if hit is not None:
+                    hits[k] = hit
+        to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
+        if isinstance(client, LazyClient) and to_send:
+            client = client.get()
+        if before_send is not None and to_send:
+            # The run's own checks of what it is about to send (the balance floor); may refuse it.
+            before_send([bodies[k] for k in to_send])
+        if budget is not None and to_send:
+            unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
+                                        poll_interval))
+        for n, k in enumerate(to_send):
+            hold = unowned[n] if unowned else None
+            outcome, new = join_or_start(
+                lambda k=k, hold=hold: SharedRequest(client, bodies[k], executor, key=keys[k], cache=cache,
+                                                     budget=budget, hold=hold),
+                listeners[k], keys[k], cache, counts[k])
+            if unowned:
+                unowned[n] = None
+            if hold is not None and budget is not None and not new:
+                budget.release(hold)  # answered by another run's request or the cache: nothing sent
+            if isinstance(outcome, SharedRequest):
+                listening[k] = outcome
+                if new:
+                    started.add(k)
+            else:
+                hits[k] = outcome
+        result.requests_sent = len(started)
+        result.requests_cached = len(requests) - len(started)
+        result.request_ids = [listening[k].request_id for k in sorted(started)]
+        result.inference_ids = [None] * len(started)
+        _collect(result, requests, offsets, listeners, hits, listening, started, events, executor, decodes,
+                 check_cancel, on_progress, poll_interval)
     finally:
-        if not finished:
-            # Work not started is dropped; work in flight sees ``cancel`` and stops at its next check
-            # (a POST already sent runs out on its own thread; its credits are still counted).
-            cancel.set()
-            for future in pending:
-                future.cancel()
+        for k, shared in listening.items():
+            shared.unsubscribe(listeners[k])
+        for future in decodes:
+            future.cancel()
+        for hold in unowned:
+            if hold is not None and budget is not None:
+                budget.release(hold)
     result.filled.sort()
     return result
+
+
+def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets: list[int],
+             listeners: list[Listener], hits: dict[int, CachedResult], listening: dict[int, SharedRequest],
+             started: set[int],
+             events: queue.SimpleQueue, executor: ThreadPoolExecutor, decodes: list[Future],
+             check_cancel: Callable[[], None] | None, on_progress: Callable[[int, int], None] | None,
+             poll_interval: float) -> None:
+    """Wait for every answer and picture of the batch, reporting progress; raise the first failure."""
+    total_steps = len(requests) + result.requested
+    steps = 0
+    slot = {k: n for n, k in enumerate(sorted(started))}
+    outstanding = len(listening)  # answers still to come, then the pictures they announce
+    for k, hit in hits.items():
+        result.add_credits(0.0)
+        for i, data in enumerate(hit.pictures):
+            decodes.append(executor.submit(decode_for, listeners[k], i, data))
+        outstanding += len(hit.pictures)
+        steps += 1
+    if on_progress:
+        on_progress(steps, total_steps)
+    while outstanding:
+        if check_cancel:
+            check_cancel()
+        try:
+            kind, k, detail = events.get(timeout=poll_interval)
+        except queue.Empty:
+            continue
+        if kind == "failed":
+            raise detail
+        if kind == "answered":
+            response: GenerationResponse = detail
+            # A request this batch joined was paid for by the run that sent it.
+            result.add_credits(response.credits_used if k in started else 0.0)
+            if k in started:
+                result.add_usd(response.usd_spent)
+                result.inference_ids[slot[k]] = response.inference_id
+                result.resent_after_failed_log += response.resent
+            # More pictures than asked for are ignored; fewer leave gaps the caller closes.
+            wanted = response.images[: requests[k].num_images]
+            for i, ref in enumerate(wanted):
+                # As shown in the info output: a server may have put the key into the URL.
+                result.image_urls[offsets[k] + i] = listening[k].client.shown_url(ref.url) if ref.url else None
+            outstanding += len(wanted) - 1
+            steps += 1 + requests[k].num_images - len(wanted)
+        else:  # "picture": picture ``detail`` of request k is in the sink
+            result.filled.append(offsets[k] + detail)
+            outstanding -= 1
+            steps += 1
+        if on_progress:
+            on_progress(steps, total_steps)

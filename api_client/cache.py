@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 import uuid
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -115,7 +114,7 @@ _pending: dict[Path, Future] = {}
 _pending_lock = threading.Lock()
 
 
-def _save_in_background(entry: Path, save: Any) -> None:
+def _save_in_background(entry: Path, save: Any) -> Future:
     global _writer
     with _pending_lock:
         if _writer is None:
@@ -123,6 +122,7 @@ def _save_in_background(entry: Path, save: Any) -> None:
         future = _writer.submit(save)
         _pending[entry] = future
     future.add_done_callback(lambda done: _forget(entry, done))
+    return future
 
 
 def _forget(entry: Path, done: Future) -> None:
@@ -208,10 +208,10 @@ class ResultCache:
         self.evict(keep=key)
         return True
 
-    def store_later(self, key: str, pictures: Sequence[bytes], credits_used: float | None = None) -> None:
-        """``store`` on the background thread; ``load`` of the same key waits for it."""
+    def store_later(self, key: str, pictures: Sequence[bytes], credits_used: float | None = None) -> Future:
+        """``store`` on the background thread (done when the future is); ``load`` of the same key waits for it."""
         pictures = list(pictures)
-        _save_in_background(self._entry(key), lambda: self.store(key, pictures, credits_used))
+        return _save_in_background(self._entry(key), lambda: self.store(key, pictures, credits_used))
 
     # -- size limit ----------------------------------------------------------
 
@@ -341,46 +341,3 @@ def _remove_leftover(item: os.DirEntry, now: float) -> None:
         return
     if item.name.startswith(".trash-") or (item.name.startswith(".tmp-") and stale):
         shutil.rmtree(item.path, ignore_errors=True)
-
-
-class BatchCache:
-    """The cache as one batch sees it: hits found before anything is sent, misses saved as they complete.
-
-    A miss is saved only once every picture it asked for has arrived and
-    decoded, so the cache never holds a partial or unreadable result.
-    """
-
-    def __init__(self, cache: ResultCache, base_url: str, bodies: Sequence[Mapping[str, Any]]) -> None:
-        self.cache = cache
-        self._keys = [cache_key(base_url, body) for body in bodies]
-        self._counts = [int(body["num_images"]) for body in bodies]
-        self._offsets = [sum(self._counts[:k]) for k in range(len(bodies))]
-        self.hits = [cache.load(key, count) for key, count in zip(self._keys, self._counts, strict=True)]
-        self._lock = threading.Lock()
-        self._arrived: dict[int, dict[int, bytes]] = {}
-        self._credits: dict[int, float | None] = {}
-
-    def hit(self, k: int) -> CachedResult | None:
-        """Request ``k``'s pictures if the cache had them."""
-        return self.hits[k]
-
-    def answered(self, k: int, credits_used: float | None, pictures: int) -> None:
-        """Request ``k`` was answered with ``pictures`` pictures; fewer than asked are never saved."""
-        if pictures >= self._counts[k]:
-            with self._lock:
-                self._arrived[k] = {}
-                self._credits[k] = credits_used
-
-    def picture(self, index: int, data: bytes) -> None:
-        """Picture ``index`` of the batch arrived and decoded; its request is saved once complete."""
-        k = bisect_right(self._offsets, index) - 1
-        with self._lock:
-            arrived = self._arrived.get(k)
-            if arrived is None:
-                return
-            arrived[index - self._offsets[k]] = data
-            if len(arrived) < self._counts[k]:
-                return
-            del self._arrived[k]
-            credits_used = self._credits.pop(k)
-        self.cache.store_later(self._keys[k], [arrived[i] for i in range(self._counts[k])], credits_used)

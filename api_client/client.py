@@ -25,6 +25,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 
 from .config import ApiKey, check_url_scheme, resolve_ca_bundle
+from .deadline import Deadline, DeadlineAdapter
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -32,6 +33,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BilledWithoutAnswerError,
     Cancelled,
     ConfigError,
     DownloadError,
@@ -52,6 +54,8 @@ from .retry import (
     parse_retry_after,
     sleep_or_cancel,
 )
+from .tracing import REQUEST_ID_HEADER, call_cost, is_valid_request_id, new_request_id
+from .usage_logs import log_wait, wait_for_verdict
 
 log = logging.getLogger("flux2_lora")
 
@@ -89,10 +93,19 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class GenerationResponse:
-    """A successful answer: the pictures and the credits it cost (None if not reported)."""
+    """A successful answer: the pictures and what it cost (None where not reported).
+
+    ``request_id`` is the X-Client-Request-Id it was sent with, ``inference_id`` the API's
+    id for it, ``resent`` how often it was sent again because the usage logs showed the
+    earlier attempt failed (and so was not billed).
+    """
 
     images: list[ImageRef]
     credits_used: float | None
+    request_id: str | None = None
+    inference_id: str | None = None
+    usd_spent: float | None = None
+    resent: int = 0
 
 
 _NOT_JSON = object()
@@ -271,11 +284,50 @@ class _BearerAuth(requests.auth.AuthBase):
 
 @dataclass(frozen=True)
 class _PostFailure:
-    """A POST that got no usable HTTP answer; holds our error, never the requests exception."""
+    """A POST that got no usable HTTP answer; holds our error, never the requests exception.
+
+    ``ambiguous``: the API may have processed (and billed) it; only its usage logs can tell.
+    """
 
     error: Flux2Error
     retryable: bool
     reason: str
+    ambiguous: bool = False
+
+
+# Sent again at most this often after the usage logs showed a failed row, each time for a new row.
+MAX_LOG_RESENDS = 2
+
+
+def _with_request_id(error: Flux2Error, request_id: str, note: str, may_have_billed: bool) -> Flux2Error:
+    """``error`` (same class) with the request id and what the usage logs said appended.
+
+    ``may_have_billed``: the logs could not tell (the budget keeps counting its estimate);
+    False when they showed the last attempt failed, so nothing was billed.
+    """
+    message = (f"{error} Request id {request_id} (X-Client-Request-Id; find it as client_request_id in "
+               f"your usage logs): {note}.")
+    if isinstance(error, APIStatusError):
+        made: Flux2Error = type(error)(message, error.status_code, error.server_message)
+    else:
+        made = type(error)(message)
+    made.may_have_billed = may_have_billed
+    made.request_id = request_id  # type: ignore[attr-defined]
+    return made
+
+
+def _billed_error(error: Flux2Error, request_id: str, row: Any) -> BilledWithoutAnswerError:
+    credits = None if row.credits != row.credits else row.credits  # NaN: the row gave no cost
+    usd = None if row.usd != row.usd else row.usd
+    cost = (f"{credits:,.0f} credits" if credits is not None else "an amount the logs did not give") + (
+        f" (${usd:.6f})".rstrip("0") if usd is not None else "")
+    first = str(error).split(". ")[0]
+    return BilledWithoutAnswerError(
+        f"{first}. The API's usage logs show request {request_id} (inference {row.inference_id or '?'}) "
+        f"SUCCEEDED at {row.created or 'an unrecorded time'} and was billed {cost}, but its answer with the "
+        "pictures never arrived. It was not sent again, since that would bill a second time; a re-run bills "
+        "anew and does not refund this one. Raise FLUX2_LORA_READ_TIMEOUT if answers often take this long.",
+        request_id, credits, usd)
 
 
 class ApiClient:
@@ -310,7 +362,7 @@ class ApiClient:
         # An explicit bundle (certifi's unless REQUESTS_CA_BUNDLE or SSL_CERT_FILE names one).
         self.session.verify = ca_bundle or resolve_ca_bundle()
         # Enough pooled connections for 4 requests and 16 downloads at once.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -327,48 +379,86 @@ class ApiClient:
 
     # -- generation -------------------------------------------------------
 
-    def generate(self, body: dict[str, Any], cancel: threading.Event | None = None) -> GenerationResponse:
+    def generate(self, body: dict[str, Any], cancel: threading.Event | None = None,
+                 request_id: str | None = None) -> GenerationResponse:
         """POST one generation request, retrying only what cannot have been billed.
 
+        Every attempt carries the same ``X-Client-Request-Id`` (``request_id``, or a new
+        one). After an ambiguous failure the API's usage logs decide: a ``failed`` row
+        means nothing was billed and the request is sent again; a ``succeeded`` row means
+        it was billed (``BilledWithoutAnswerError``); no row in time keeps the error.
         Errors are raised outside any ``except`` block, so their ``__context__`` is
         empty: a requests exception (which holds the request and its headers)
         never travels along with them.
         """
+        request_id = request_id or new_request_id()
+        if not is_valid_request_id(request_id):
+            raise ValueError(f"request id {request_id!r} is not 1-128 characters of A-Z a-z 0-9 . _ : -")
         url = f"{self.base_url}/images/generations"
         attempts = 0
+        retry_number = 0
+        answered_errors = 0  # earlier attempts answered with an error; each may have left a failed row
+        known_rows: set[str] = set()  # failed rows already acted on
+        resent = 0
+        first_sent = time.time()
         while True:
             attempts += 1
-            retry_number = attempts - 1
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Cancelled before sending.")
             started = time.monotonic()
-            outcome = self._post_once(url, body)
-            if isinstance(outcome, _PostFailure):
+            outcome = self._post_once(url, body, request_id)
+            ambiguous_error: Flux2Error | None = None
+            if isinstance(outcome, _PostFailure) and outcome.ambiguous:
+                ambiguous_error = outcome.error
+            elif isinstance(outcome, _PostFailure):
                 if not outcome.retryable or retry_number >= self.retry.max_retries:
                     raise outcome.error
                 wait = self.retry.backoff(retry_number)
+                retry_number += 1
                 log.info("connection to %s failed (%s); retry %d in %.1f s",
                          urlsplit(url).hostname, outcome.reason, attempts, wait)
                 sleep_or_cancel(wait, cancel)
+                continue
+            else:
+                ambiguous_error = self._late_server_error(outcome, started, attempts)
+                if ambiguous_error is None and outcome.status_code != 200:
+                    answered_errors += 1
+            if ambiguous_error is not None:
+                try:
+                    verdict = wait_for_verdict(self, request_id, first_sent, known=known_rows,
+                                               earlier_errors=answered_errors, wait=log_wait(), cancel=cancel)
+                except Cancelled:
+                    # Not a plain Cancelled: this request was sent and may have been billed.
+                    verdict = None
+                if verdict is None:
+                    raise _with_request_id(ambiguous_error, request_id, "Cancel ended the wait for the usage logs "
+                                           "before they told whether it was billed", may_have_billed=True)
+                if verdict.row is not None and verdict.row.status == "succeeded":
+                    raise _billed_error(ambiguous_error, request_id, verdict.row)
+                if verdict.row is None or resent >= MAX_LOG_RESENDS:
+                    note = verdict.note if verdict.row is None else (
+                        f"the usage logs show it failed again; not sent a {resent + 2}th time")
+                    raise _with_request_id(ambiguous_error, request_id, note, may_have_billed=verdict.row is None)
+                # Every failed row seen now is accounted for, the earlier error answers' included.
+                known_rows.update(row.identity for row in verdict.failed_rows)
+                answered_errors = 0
+                resent += 1
+                log.info("usage logs show request %s failed (not billed); sending it again", request_id)
                 continue
             response = outcome
             log.debug("POST %s -> %d in %.2f s; sent headers %s", url, response.status_code,
                       time.monotonic() - started, redacted_headers(response.request.headers))
             if response.status_code == 200:
-                parsed = self._parse_generation(response)
+                parsed = self._parse_generation(response, request_id, resent)
                 if isinstance(parsed, APIResponseError):
                     raise parsed  # raised here, so no frame of the traceback holds the body
                 return parsed
             note = ""
-            took = time.monotonic() - started
-            late = response.status_code not in REFUSED_STATUSES and took > self.retry.retry_window
-            if response.status_code in RETRY_STATUSES and late:
-                note = (f" It came {took:.0f} s after sending, so the API may have processed and billed the "
-                        "request; it was not sent again.")
-            elif response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
+            if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
                 wait = self._wait_for(response, retry_number)
                 if wait is not None:
                     log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, wait)
+                    retry_number += 1
                     sleep_or_cancel(wait, cancel)
                     continue
                 note = (f" It asked to retry after {self._asked_wait(response):.0f} s, longer than the "
@@ -381,23 +471,49 @@ class ApiClient:
                     response.status_code)
             raise error_for_status(response, self.key, attempts, note)
 
-    def _post_once(self, url: str, body: dict[str, Any]) -> requests.Response | _PostFailure:
-        """One POST: the response, or what went wrong (the requests exception stays in here)."""
+    def _late_server_error(self, response: requests.Response, started: float, attempts: int) -> Flux2Error | None:
+        """The error for a 500/502/504 that came so late the API may have processed the request, else None."""
+        took = time.monotonic() - started
+        if response.status_code not in RETRY_STATUSES or response.status_code in REFUSED_STATUSES:
+            return None
+        if took <= self.retry.retry_window:
+            return None
+        note = (f" It came {took:.0f} s after sending, so the API may have processed and billed the "
+                "request; it was not sent again.")
+        return error_for_status(response, self.key, attempts, note)
+
+    def _post_once(self, url: str, body: dict[str, Any], request_id: str) -> requests.Response | _PostFailure:
+        """One POST: the response, or what went wrong (the requests exception stays in here).
+
+        The read timeout bounds the whole answer, from sending to its last byte, not only each
+        wait for data: a server trickling its answer is cut off at the same time as a silent one.
+        """
         started = time.monotonic()
+        timed_out = _PostFailure(APITimeoutError(
+            f"The AI/ML API did not answer in full within {self.read_timeout:g} s. The request was "
+            "NOT sent again because it may still be processed and billed; check your usage "
+            "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
+        ), retryable=False, reason="ReadTimeout", ambiguous=True)
+        deadline = Deadline(after_send=self.read_timeout)
         try:
-            response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
-                                         timeout=(self.connect_timeout, self.read_timeout))
-            too_big = _load_capped_answer(response, self.max_answer_bytes)
+            with deadline:
+                response = self.session.post(url, json=body, auth=self._auth, allow_redirects=False, stream=True,
+                                             headers={REQUEST_ID_HEADER: request_id},
+                                             timeout=(self.connect_timeout, self.read_timeout))
+                too_big = _load_capped_answer(response, self.max_answer_bytes)
+            if deadline.expired and not _framed(response):
+                # Cut off at the deadline: without a length or chunked framing, what was read may look
+                # complete but is not. (A framed answer that got here was read in full: urllib3 checks.)
+                response.close()
+                return timed_out
             if too_big:
                 return _PostFailure(APIResponseError(too_big), retryable=False, reason="answer too large")
             return response
         except requests.exceptions.ReadTimeout:
-            return _PostFailure(APITimeoutError(
-                f"The AI/ML API did not answer within {self.read_timeout:g} s. The request was "
-                "NOT sent again because it may still be processed and billed; check your usage "
-                "at https://aimlapi.com/app before running again, or raise FLUX2_LORA_READ_TIMEOUT."
-            ), retryable=False, reason="ReadTimeout")
+            return timed_out
         except requests.exceptions.RequestException as exc:
+            if deadline.expired:
+                return timed_out
             error = _connection_error(exc, url, self.key)
             if _was_sent(exc):
                 error = APIConnectionError(f"{error} The answer broke off midway; the request may have been "
@@ -410,7 +526,8 @@ class ApiClient:
                     "have processed and billed it, so it was not sent again. Check your usage before re-running.")
             # A failed certificate check will not pass a second later: no retry.
             retryable = not (_was_sent(exc) or dropped_late or isinstance(exc, requests.exceptions.SSLError))
-            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__)
+            return _PostFailure(error, retryable=retryable, reason=type(exc).__name__,
+                                ambiguous=_was_sent(exc) or dropped_late)
         except (ValueError, UnicodeError):
             # http.client refuses a header value with a line break or non-Latin-1 character; its
             # message would quote the key, so none of it is kept.
@@ -432,7 +549,8 @@ class ApiClient:
             return None
         return asked
 
-    def _parse_generation(self, response: requests.Response) -> GenerationResponse | APIResponseError:
+    def _parse_generation(self, response: requests.Response, request_id: str | None = None,
+                          resent: int = 0) -> GenerationResponse | APIResponseError:
         """The pictures of a 200 answer, or the error to raise (returned: the body, which may
         echo anything, stays in this frame and is gone once it returns)."""
         raw = response.content
@@ -457,7 +575,11 @@ class ApiClient:
             if not (isinstance(url, str) and url) and not (isinstance(b64, str) and b64):
                 return APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
             images.append(ImageRef(url=url or None, b64_json=b64 or None))
-        return GenerationResponse(images=images, credits_used=_credits(payload))
+        # The cost headers win over meta.usage; meta.usage is checked (and a bad amount logged) by _credits.
+        cost = call_cost(response.headers, payload)
+        credits = cost.header_credits if cost.header_credits is not None else _credits(payload)
+        return GenerationResponse(images=images, credits_used=credits, request_id=request_id,
+                                  inference_id=cost.inference_id, usd_spent=cost.usd_spent, resent=resent)
 
     # -- pictures ----------------------------------------------------------
 
@@ -511,15 +633,36 @@ class ApiClient:
             sleep_or_cancel(wait, cancel)
 
     def _download_once(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
+        # The watchdog cuts the connection at the deadline, whatever phase it is in (connecting, headers,
+        # a body trickling a byte at a time), so the deadline holds to the fraction of a second.
+        guard = Deadline(at=deadline)
+        failure: _RetryableDownload | None = None
+        try:
+            with guard:
+                data = self._download_redirects(url, cancel, deadline)
+        except _RetryableDownload as exc:
+            failure = exc
+        # Raised out here, not in the except block, so no requests exception is chained.
+        if guard.expired:
+            raise self._too_slow()  # cut off: even bytes that look complete are not
+        if failure is not None:
+            raise failure
+        return data
+
+    def _too_slow(self) -> DownloadError:
+        return DownloadError(f"The picture took more than {self.download_deadline:g} s to download; abandoned.")
+
+    def _download_redirects(self, url: str, cancel: threading.Event | None, deadline: float) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
             refused = _refused_picture_url(url, self.key.value)
             if refused:
                 raise DownloadError(refused)
-            # A stalled server is cut off at the deadline, not only after a minute of silence.
-            read_timeout = min(60.0, max(0.5, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._too_slow()
             try:
                 response = self.session.get(url, stream=True, allow_redirects=False,
-                                            timeout=(self.connect_timeout, read_timeout))
+                                            timeout=(min(self.connect_timeout, left), min(60.0, left)))
             except requests.exceptions.RequestException as exc:
                 raise _RetryableDownload(type(exc).__name__) from None
             with response:
@@ -559,8 +702,7 @@ class ApiClient:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("Cancelled during a download.")
                 if time.monotonic() > deadline:
-                    raise DownloadError(f"The picture took more than {self.download_deadline:g} s to download; "
-                                        "abandoned.")
+                    raise self._too_slow()
         except (requests.exceptions.RequestException, Urllib3Error, OSError) as exc:
             raise _RetryableDownload(f"connection broke after {size} bytes ({type(exc).__name__})") from None
         if expected is not None and size != expected and not response.headers.get("Content-Encoding"):
@@ -589,6 +731,11 @@ def _load_capped_answer(response: requests.Response, cap: int) -> str | None:
     # requests keeps a streamed body here once read; every later .content/.json() uses it.
     response._content = bytes(data)
     return None
+
+
+def _framed(response: requests.Response) -> bool:
+    """Whether the body's end is marked (Content-Length or chunked), so a cut-off body cannot pass as whole."""
+    return "Content-Length" in response.headers or "chunked" in response.headers.get("Transfer-Encoding", "").lower()
 
 
 def _pieces(response: requests.Response) -> Any:

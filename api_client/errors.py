@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 
 class Flux2Error(Exception):
-    """Base class of every error the pack raises on purpose."""
+    """Base class of every error the pack raises on purpose.
+
+    ``may_have_billed``: the failed request may still have been processed and billed (a
+    read timeout, an answer that broke off, a late gateway error), so the credit budget
+    keeps counting its estimated cost instead of releasing it.
+    """
+
+    may_have_billed: bool = False
 
 
 class InputError(Flux2Error, ValueError):
@@ -32,6 +39,23 @@ class APITimeoutError(APIConnectionError):
 
     The request may still be processed and billed, so it is not sent again.
     """
+
+    may_have_billed = True
+
+
+class BilledWithoutAnswerError(APIConnectionError):
+    """The API's usage logs say the request succeeded and was billed, but its answer never arrived.
+
+    It is not sent again (that would bill again); ``credits_billed`` and ``usd_billed``
+    are what the logs say it cost (None where they did not say).
+    """
+
+    def __init__(self, message: str, request_id: str, credits_billed: float | None,
+                 usd_billed: float | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.credits_billed = credits_billed
+        self.usd_billed = usd_billed
 
 
 class APIStatusError(Flux2Error):
@@ -68,7 +92,9 @@ class ServerError(APIStatusError):
 
 
 class APIResponseError(Flux2Error):
-    """The API answered 200 with a body the pack cannot use."""
+    """The API answered 200 with a body the pack cannot use (so it was billed)."""
+
+    may_have_billed = True
 
 
 class DownloadError(Flux2Error):

@@ -83,7 +83,14 @@ class RunHooks:
         self._bar.update_absolute(done, total)
 
     def status(self, text: str) -> None:
-        """Show a short status text on the node (read by the pack's frontend extension)."""
+        """Show a short status text on the node ("" clears it), read by the pack's frontend extension.
+
+        The node is named by its execution id as ComfyUI gives it ("5:7" inside a subgraph);
+        the extension finds the node from the root graph and shows the text in its display
+        widget, which is never saved. Not ``PromptServer.send_progress_text``: frontend 1.27.10
+        keeps that text on the node after the run and saves it in the workflow's widgets_values,
+        in the place a later optional input's value would take.
+        """
         if self._server is None or self.node_id is None:
             return
         try:

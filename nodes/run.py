@@ -19,9 +19,10 @@ from ..api_client.budget import credit_budget
 from ..api_client.cache import open_result_cache
 from ..api_client.config import resolve_api_key, resolve_base_url
 from ..api_client.errors import APIResponseError, ImageDecodeError
+from ..api_client.ledger import default_ledger_path
 from ..api_client.limits import LIMITS
 from ..api_client.request import GenerationRequest, check_bool
-from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files
+from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_user_dir
 
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
@@ -105,6 +106,7 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.batch import run_batch
     from ..api_client.client import LazyClient
+    from ..api_client.preflight import run_money
 
     use_cache = check_bool("use_cache", use_cache)
     key_files = comfy_key_files()
@@ -112,15 +114,19 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     # The key is looked up only if a request must be sent: a run answered from the cache needs none.
     client = LazyClient(resolve_base_url(), lambda: resolve_api_key(extra_key_files=key_files, hint=hint))
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
+    # Spending goes to the ledger in ComfyUI's user folder, so a per-day budget survives restarts.
+    credit_budget().use_ledger(default_ledger_path(comfy_user_dir()))
+    money = run_money(client, comfy_user_dir())
     hooks = RunHooks(node_id)
     total = sum(r.num_images for r in requests)
     hooks.status(f"Waiting for the AI/ML API ({total} picture{'s' if total > 1 else ''})...")
     sink = TensorSink(total)
     try:
         result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress,
-                           cache=cache, budget=credit_budget())
+                           cache=cache, budget=credit_budget(), before_send=money.before_send)
     finally:
         hooks.status("")
+    money.after(result.credits_used, result.usd_spent)
     images = sink.finish(result.filled)
     first = requests[0]
     height, width = int(images.shape[1]), int(images.shape[2])
@@ -139,7 +145,11 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
         "acceleration": first.acceleration,
         "loras": [lora.to_json() for lora in first.loras],
         "credits_used": result.credits_used,
+        "usd_spent": result.usd_spent,
+        "price_estimate": money.info(),
         "requests": result.requests_sent,
+        "request_ids": result.request_ids,
+        "inference_ids": result.inference_ids,
         "cache": cache_state,
         "cache_note": cache_note,
         "image_urls": [result.image_urls[i] for i in result.filled],
@@ -154,6 +164,9 @@ def run_generation(requests: list[GenerationRequest], node_id: str | None = None
     if (width, height) != first.expected_pixels:
         asked = first.expected_pixels
         info["size_note"] = f"asked for {asked[0]}x{asked[1]}, the API returned {width}x{height}"
+    if result.resent_after_failed_log:
+        info["resent_note"] = (f"{result.resent_after_failed_log} request(s) sent again: the API's usage logs "
+                               "showed the first attempt failed, so it was not billed")
     if len(result.filled) < total:
         info["missing_note"] = f"asked for {total} pictures, the API returned {len(result.filled)}"
     return images, info

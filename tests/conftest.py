@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,16 @@ def _server():
 
 
 def _reset_credit_budget() -> None:
+    # A fresh budget object: requests a previous test left in flight settle into the old one.
     budget_module = sys.modules.get(f"{PACK_NAME}.api_client.budget")
     if budget_module is not None:
-        budget_module.set_credit_budget(None)
-        budget_module.credit_budget().reset_spent()
+        budget_module._process_budget = budget_module.CreditBudget()
+    estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.estimate")
+    if estimate_module is not None:
+        estimate_module.forget_prices()
+    balance_module = sys.modules.get(f"{PACK_NAME}.api_client.balance")
+    if balance_module is not None:
+        balance_module._floor = balance_module.BalanceFloor()
 
 
 @pytest.fixture
@@ -68,6 +75,12 @@ def standin(_server, monkeypatch, tmp_path):
                  "FLUX2_LORA_CACHE_MAX_BYTES", "FLUX2_LORA_CREDIT_BUDGET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    # An ambiguous failure asks the stand-in's usage logs; a second is plenty when no row comes.
+    monkeypatch.setenv("FLUX2_LORA_LOG_WAIT", "1")
+    monkeypatch.setenv("FLUX2_LORA_LEDGER", str(tmp_path / "ledger" / "spending.sqlite3"))
+    monkeypatch.delenv("FLUX2_LORA_BUDGET_PERIOD", raising=False)
+    monkeypatch.delenv("FLUX2_LORA_BALANCE_FLOOR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the price file
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
     # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
@@ -140,6 +153,53 @@ def run_client(app: Any, steps: Any) -> Any:
     return asyncio.run(main())
 
 
+class InterruptProcessingException(Exception):
+    """Shaped like comfy.model_management's own."""
+
+
+class FakeComfy:
+    """Minimal comfy.model_management / comfy.utils with the real function names."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.lock = threading.Lock()
+        self.progress: list[tuple[int, int]] = []
+
+        management = types.ModuleType("comfy.model_management")
+        management.InterruptProcessingException = InterruptProcessingException
+        management.processing_interrupted = lambda: self.interrupted
+        management.throw_exception_if_processing_interrupted = self._throw
+        utils = types.ModuleType("comfy.utils")
+        fake = self
+
+        class ProgressBar:
+            def __init__(self, total, node_id=None):
+                self.total = total
+
+            def update_absolute(self, value, total=None, preview=None):
+                fake.progress.append((value, total or self.total))
+
+        utils.ProgressBar = ProgressBar
+        comfy = types.ModuleType("comfy")
+        comfy.model_management, comfy.utils = management, utils
+        self.modules = {"comfy": comfy, "comfy.model_management": management, "comfy.utils": utils}
+
+    def _throw(self) -> None:
+        with self.lock:
+            if self.interrupted:
+                self.interrupted = False
+                raise InterruptProcessingException()
+
+
+@pytest.fixture
+def comfy(monkeypatch):
+    """comfy.model_management and comfy.utils stand-ins: ``comfy.interrupted = True`` is Cancel."""
+    fake = FakeComfy()
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return fake
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on (bound, then closed)."""
     with socket.socket() as sock:
@@ -147,5 +207,5 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "aiohttp_app", "closed_port", "generate", "generate_inputs",
-           "run_client", "run_node"]
+__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "InterruptProcessingException", "aiohttp_app",
+           "closed_port", "generate", "generate_inputs", "run_client", "run_node"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 
 import pytest
-from conftest import PACK_NAME, aiohttp_app, generate, run_client
+from conftest import PACK_NAME, TEST_KEY, InterruptProcessingException, aiohttp_app, generate, run_client
+
+from api_client.standin import StandInServer
 
 
 @pytest.fixture
@@ -88,6 +91,98 @@ def test_empty_or_off_budget_means_no_limit(pack, standin, monkeypatch, raw):
     monkeypatch.setenv("FLUX2_LORA_CREDIT_BUDGET", raw)
     generate(pack, seed=1)
     assert generate(pack, seed=2)["ui"]["flux2_budget"][0]["budget"] is None
+
+
+def _run_in_threads(pack, seeds):
+    """Generate once per seed, all at the same time; the outcome of each (output or exception)."""
+    outcomes: dict[int, object] = {}
+
+    def run(seed: int) -> None:
+        try:
+            outcomes[seed] = generate(pack, seed=seed)
+        except Exception as exc:
+            outcomes[seed] = exc
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in seeds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
+
+
+def test_requests_in_flight_count_against_the_budget_of_concurrent_runs(pack, api, standin, budget):
+    generate(pack, seed=1)                           # 120,000 spent; the price per picture is now known
+    budget.set_credit_budget(250_000)
+    standin.latency = 1.0
+    outcomes = _run_in_threads(pack, [2, 3, 4])
+    # As if one after another: 120,000 -> 240,000 (below 250,000) -> 360,000 crosses; the third is refused.
+    refused = [seed for seed, out in outcomes.items() if isinstance(out, api.BudgetExceededError)]
+    assert len(refused) == 1 and standin.post_count == 3
+    assert "more are held by requests still waiting for their answers" in str(outcomes[refused[0]])
+    assert budget.credit_budget().spent == 360_000 and budget.credit_budget().held == 0
+
+
+def test_cancel_and_requeue_cannot_overshoot_the_budget(pack, api, standin, budget, comfy):
+    # The issue's case: budget 130,000, a picture costs 120,000, a run cancelled and queued again five times.
+    budget.set_credit_budget(130_000)
+    standin.latency = 2.0
+    outcomes = []
+    for seed in range(1, 6):
+        ended = threading.Event()
+        sent_before = standin.post_count
+
+        def cancel_once_sent(ended: threading.Event = ended, sent_before: int = sent_before) -> None:
+            while standin.post_count == sent_before and not ended.wait(0.01):
+                pass
+            if not ended.wait(0.3):
+                comfy.interrupted = True
+
+        threading.Thread(target=cancel_once_sent).start()
+        try:
+            generate(pack, seed=seed)
+        except (InterruptProcessingException, api.BudgetExceededError) as exc:
+            outcomes.append(type(exc).__name__)
+        ended.set()
+        comfy.interrupted = False
+    # The first is cancelled in flight; the second waits for its price, is sent (crossing the budget) and
+    # cancelled; the rest are refused at once, as they would be had each run finished.
+    assert standin.post_count == 2
+    assert outcomes[2:] == ["BudgetExceededError"] * 3
+    deadline = time.monotonic() + 5
+    while budget.credit_budget().held and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert budget.credit_budget().spent == 240_000
+
+
+def test_request_that_surely_was_not_billed_gives_its_hold_back(pack, api, standin, budget):
+    generate(pack, seed=1)
+    budget.set_credit_budget(250_000)
+    standin.queue_post_faults([{"status": 422, "message": "bad"}])
+    with pytest.raises(api.BadRequestError):
+        generate(pack, seed=2)
+    assert budget.credit_budget().held == 0 and budget.credit_budget().spent == 120_000
+    generate(pack, seed=3)                           # still below the budget: sent
+    assert standin.post_count == 3
+
+
+def test_request_that_may_have_been_billed_counts_its_estimate(pack, api, standin, budget, monkeypatch):
+    generate(pack, seed=1)
+    # A server of its own: the node's shared client for it is made with this read timeout.
+    with StandInServer(key=TEST_KEY, latency=2.0).start() as server:
+        monkeypatch.setenv("AIML_API_BASE", server.base_url)
+        monkeypatch.setenv("FLUX2_LORA_READ_TIMEOUT", "0.5")
+        with pytest.raises(api.APITimeoutError):
+            generate(pack, seed=2)
+    assert budget.credit_budget().spent == 240_000 and budget.credit_budget().held == 0
+
+
+def test_answer_without_a_valid_cost_counts_its_estimate_never_as_free(pack, standin, budget):
+    generate(pack, seed=1)                           # the price is known now: 120,000 a picture
+    standin.queue_post_faults([{"usage": {"credits_used": "lots"}}])
+    generate(pack, seed=2)
+    tracker = budget.credit_budget()
+    assert tracker.spent == 240_000 and tracker.unreported == 1 and tracker.held == 0
 
 
 def test_adding_from_many_threads_loses_nothing(budget):

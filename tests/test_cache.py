@@ -25,6 +25,9 @@ def _expected(seed, index, width=512, height=512, prompt="a red fox in snow"):
 
 def _wait_for_saves() -> None:
     """The node saves in the background; look at a folder once its saves are on disk."""
+    inflight = sys.modules.get(f"{PACK_NAME}.api_client.inflight")
+    if inflight is not None:  # requests whose saves are not even queued yet
+        inflight.wait_for_background_work(sys.modules[f"{PACK_NAME}.api_client.cache"].open_result_cache())
     sys.modules[f"{PACK_NAME}.api_client.cache"].wait_for_pending_saves()
 
 

@@ -8,53 +8,7 @@ import time
 import types
 
 import pytest
-from conftest import generate
-
-
-class InterruptProcessingException(Exception):
-    """Shaped like comfy.model_management's own."""
-
-
-class FakeComfy:
-    """Minimal comfy.model_management / comfy.utils with the real function names."""
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self.lock = threading.Lock()
-        self.progress: list[tuple[int, int]] = []
-
-        management = types.ModuleType("comfy.model_management")
-        management.InterruptProcessingException = InterruptProcessingException
-        management.processing_interrupted = lambda: self.interrupted
-        management.throw_exception_if_processing_interrupted = self._throw
-        utils = types.ModuleType("comfy.utils")
-        fake = self
-
-        class ProgressBar:
-            def __init__(self, total, node_id=None):
-                self.total = total
-
-            def update_absolute(self, value, total=None, preview=None):
-                fake.progress.append((value, total or self.total))
-
-        utils.ProgressBar = ProgressBar
-        comfy = types.ModuleType("comfy")
-        comfy.model_management, comfy.utils = management, utils
-        self.modules = {"comfy": comfy, "comfy.model_management": management, "comfy.utils": utils}
-
-    def _throw(self) -> None:
-        with self.lock:
-            if self.interrupted:
-                self.interrupted = False
-                raise InterruptProcessingException()
-
-
-@pytest.fixture
-def comfy(monkeypatch):
-    fake = FakeComfy()
-    for name, module in fake.modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return fake
+from conftest import InterruptProcessingException, generate
 
 
 def test_cancel_ends_the_node_at_once_without_waiting_for_requests(pack, standin, comfy):
@@ -90,3 +44,19 @@ def test_runs_without_comfyui_modules(pack, standin):
     assert "comfy.model_management" not in sys.modules
     images, _ = generate(pack)["result"]
     assert images.shape[0] == 1
+
+
+def test_status_names_the_node_by_execution_id_and_clears_after_the_run(pack, standin, monkeypatch):
+    # ComfyUI's PromptServer as the hooks see it: what they send, and that progress text is not used.
+    sent: list[tuple[str, dict]] = []
+    progress_texts: list[tuple] = []
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_sync=lambda event, data, sid=None: sent.append((event, data)),
+        send_progress_text=lambda *args, **kwargs: progress_texts.append(args)))
+    monkeypatch.setitem(sys.modules, "server", server)
+    generate(pack, unique_id="5:7", num_images=2, use_cache=False)  # node 7 inside the subgraph node 5
+    statuses = [data for event, data in sent if event == "flux2lora.status"]
+    assert statuses == [{"node": "5:7", "text": "Waiting for the AI/ML API (2 pictures)..."},
+                        {"node": "5:7", "text": ""}]
+    assert progress_texts == []

@@ -11,9 +11,8 @@ import jsonschema
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, generate_inputs
+from conftest import ROOT, InterruptProcessingException, generate_inputs
 from PIL import Image
-from test_comfy_hooks import InterruptProcessingException, comfy  # noqa: F401  (comfy: the fake ComfyUI fixture)
 
 from api_client.standin import render_picture
 

@@ -240,3 +240,57 @@ def test_cancel_during_a_retry_wait_stops_at_once(make_client, api, standin):
         client.generate(REQUEST_BODY, cancel)
     assert time.monotonic() - started < 3
     assert standin.post_count == 1
+
+
+def _run_in_thread(call, wait: float):
+    """(finished, the error raised or None) of ``call`` run on a thread given ``wait`` seconds."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except Exception as exc:
+            errors.append(exc)
+
+    import threading
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(wait)
+    return not thread.is_alive(), (errors[0] if errors else None)
+
+
+def test_answer_trickling_forever_is_cut_off_at_the_read_timeout(make_client, api, standin):
+    # 200, chunked, one byte every 0.2 s: each wait for data is short, so only a bound on the whole answer ends it.
+    client = make_client(read_timeout=1.5)
+    # No usage-log row: nothing tells whether it was billed (with a succeeded row: tests/test_tracing.py).
+    standin.queue_post_faults([{"trickle": 0.2, "log": "none"}])
+    started = time.monotonic()
+    finished, error = _run_in_thread(lambda: client.generate(REQUEST_BODY), 10)
+    assert finished, "still reading a trickling answer after 10 s"
+    assert time.monotonic() - started < 4
+    assert isinstance(error, api.APITimeoutError) and "in full within 1.5 s" in str(error)
+    assert "NOT sent again" in str(error) and error.may_have_billed
+    assert standin.post_count == 1
+
+
+def test_trickling_answer_through_the_node_ends_at_the_read_timeout(pack, api, standin, monkeypatch):
+    # The issue's case, with a server of its own so the node's client is made with this read timeout.
+    with StandInServer(key=TEST_KEY).start() as server:
+        monkeypatch.setenv("AIML_API_BASE", server.base_url)
+        monkeypatch.setenv("FLUX2_LORA_READ_TIMEOUT", "2")
+        server.queue_post_faults([{"trickle": 0.5, "log": "none"}])
+        finished, error = _run_in_thread(lambda: generate(pack), 12)
+        assert finished, "the node still waits for a trickling answer after 12 s"
+        assert isinstance(error, api.APITimeoutError) and server.post_count == 1
+
+
+def test_download_deadline_is_hard_however_slowly_bytes_trickle(make_client, api, standin):
+    # One byte every 2.5 s: each read returns before its timeout, so only a hard cut ends it at 3 s.
+    client = make_client(download_deadline=3.0)
+    response = client.generate(REQUEST_BODY)
+    standin.queue_file_faults([{"trickle": 2.5}])
+    started = time.monotonic()
+    with pytest.raises(api.DownloadError, match="took more than 3 s"):
+        client.fetch_image(response.images[0])
+    assert time.monotonic() - started < 4.0

@@ -53,7 +53,17 @@ POST_KEYS: dict[str, Check] = {
     "sizes": lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_size(s) for s in v),
     "usage": _anything,
     "url": _is_str,
+    # Send the answer chunked, one byte every ``trickle`` seconds (a server that never quite finishes).
+    "trickle": lambda v: _is_num(v) and v > 0,
     "times": lambda v: _is_int(v) and v >= 1,
+    # The usage-log row: "succeeded", "failed" or "none" (default: from the answer), visible after log_delay s.
+    "log": lambda v: v in ("succeeded", "failed", "none"),
+    "log_delay": lambda v: _is_num(v) and v >= 0,
+    # Cost headers: False leaves out x-aimlapi-credits-used/-usd-spent; the others set their raw text.
+    "cost_headers": lambda v: isinstance(v, bool),
+    "credits_header": _is_str,
+    "usd_header": _is_str,
+    "inference_header": lambda v: v is False,
 }
 # Keys that decide the whole answer; at most one per fault.
 POST_ACTIONS = ("drop", "body", "data", "status")
@@ -71,13 +81,15 @@ FILE_KEYS: dict[str, Check] = {
     "not_image": _is_true,
     "bomb": _is_true,
     "slow": lambda v: _is_num(v) and v > 0,
+    # Send the picture one byte every ``trickle`` seconds, Content-Length declared.
+    "trickle": lambda v: _is_num(v) and v > 0,
     "redirect": _is_str,
     "exif_rotate": lambda v: _is_int(v) and 1 <= v <= 8,
     "times": lambda v: _is_int(v) and v >= 1,
 }
 FILE_ACTIONS = (
     "status", "truncate", "truncate_declared", "oversize", "oversize_chunked",
-    "not_image", "bomb", "slow", "redirect", "exif_rotate",
+    "not_image", "bomb", "slow", "trickle", "redirect", "exif_rotate",
 )
 
 
@@ -110,6 +122,8 @@ def check_post_fault(fault: Any) -> dict[str, Any]:
         raise ValueError("POST fault 'content_type' needs 'body'")
     if "retry_after" in fault and "status" not in fault and "body" not in fault:
         raise ValueError("POST fault 'retry_after' needs 'status' or 'body'")
+    if "trickle" in fault and "drop" in fault:
+        raise ValueError("POST fault 'trickle' cannot be combined with 'drop'")
     if "location" in fault and "status" not in fault:
         raise ValueError("POST fault 'location' needs 'status' (a redirect such as 307)")
     return fault

@@ -147,6 +147,14 @@ def serve_file(handler: BaseHTTPRequestHandler, name: str, data: bytes | None,
         handler.wfile.write(data[: len(data) // 2])
         handler.close_connection = True  # the promised rest never comes
         return
+    if "trickle" in fault:
+        for i in range(len(data)):
+            if stopping.wait(float(fault["trickle"])):
+                handler.close_connection = True
+                return
+            handler.wfile.write(data[i:i + 1])
+            handler.wfile.flush()
+        return
     if "slow" in fault:
         rate = float(fault["slow"])
         step = max(1, int(rate / 20))  # ~20 writes per second

@@ -11,11 +11,13 @@ import ipaddress
 import socket
 import ssl
 import sys
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from .api import Answer, answer_generation, error_answer, json_answer, parse_body
+from .accounts import REQUEST_ID, new_inference_id, usd_for
+from .api import Answer, answer_generation, authorized, credits_asked, error_answer, json_answer, parse_body
 from .faults import check_file_fault, check_post_fault
 from .files import file_store_name, serve_file, wait_or_stop
 
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from .server import StandInServer
 
 GENERATIONS_PATH = "/v1/images/generations"
+LOGS_PATH = "/v2/logs"
+BILLING_PATH = "/v2/billing"
+MODELS_PATHS = ("/v1/models", "/models", "/api/v1/models")
 MAX_BODY = 128 * 1024 * 1024  # three 2048x2048 PNGs as base64 fit comfortably
 # Errors meaning "the client went away" (or refused our TLS certificate); expected with faults.
 HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, ssl.SSLError)
@@ -141,9 +146,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Route GETs: stored files and admin stats."""
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         name = file_store_name(path)
-        if name is not None:
+        srv = self.standin
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if path == LOGS_PATH:
+            self._send(srv.accounts.logs_answer(query, authorized(headers.get("authorization"), srv.key), headers))
+        elif path == BILLING_PATH:
+            self._send(srv.accounts.billing_answer(authorized(headers.get("authorization"), srv.key), headers))
+        elif path in MODELS_PATHS:
+            self._send(srv.accounts.models_answer(query, headers))
+        elif name is not None:
             srv = self.standin
             fault = srv._count_file_get()
             try:
@@ -157,7 +170,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _generation(self, raw: bytes) -> None:
         srv = self.standin
-        fault = srv._count_post(raw)
+        received = time.time()
+        epoch = srv.accounts.epoch
+        client_request_id = self.headers.get("X-Client-Request-Id")
+        fault = srv._count_post(raw, client_request_id)
         if wait_or_stop(srv.stopping, srv.latency) or wait_or_stop(srv.stopping, (fault or {}).get("delay", 0)):
             self.close_connection = True  # server stopping: hang up rather than answer late
             return
@@ -169,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
             # would from the real API) and keep the traceback visible.
             traceback.print_exc()
             answer = error_answer(500, f"stand-in internal error: {type(exc).__name__}")
+        self._trace(answer, fault or {}, raw, client_request_id, received, epoch)
         if answer is None:
             self.close_connection = True
             try:
@@ -176,7 +193,64 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if fault and "trickle" in fault:
+            self._trickle(answer, float(fault["trickle"]))
+            return
         self._send(answer)
+
+    def _trace(self, answer: Answer | None, fault: dict[str, Any], raw: bytes, client_request_id: str | None,
+               received: float, epoch: int) -> None:
+        """Add the tracing and cost headers to ``answer`` and write its usage-log row.
+
+        The row follows the answer (200: succeeded, an error: failed, a hang-up or 401:
+        none) unless the fault's ``log`` says otherwise.
+        """
+        inference_id = new_inference_id()
+        credits = answer.credits if answer is not None else None
+        status = fault.get("log")
+        if status is None:
+            status = ("none" if answer is None or answer.status == 401
+                      else "succeeded" if answer.status == 200 else "failed")
+        if status == "succeeded" and credits is None:
+            credits = credits_asked(raw)
+        if status != "none":
+            model = (parse_body_or_none(raw) or {}).get("model", "?")
+            self.standin.accounts.record(status, str(model), int(credits or 0), client_request_id, inference_id,
+                                         received, fault.get("log_delay", 0.0), epoch)
+        if answer is None:
+            return
+        if fault.get("inference_header") is not False:
+            answer.headers["x-inference-id"] = inference_id
+        if client_request_id and REQUEST_ID.match(client_request_id):
+            answer.headers["x-client-request-id"] = client_request_id
+        if answer.status == 200 and fault.get("cost_headers", True) and answer.credits is not None:
+            answer.headers["x-aimlapi-credits-used"] = str(answer.credits)
+            answer.headers["x-aimlapi-usd-spent"] = f"{usd_for(answer.credits):.9f}"
+        for key, header in (("credits_header", "x-aimlapi-credits-used"), ("usd_header", "x-aimlapi-usd-spent")):
+            if key in fault:
+                answer.headers[header] = fault[key]
+        answer.headers["Access-Control-Expose-Headers"] = (
+            "x-inference-id, x-client-request-id, x-aimlapi-credits-used, x-aimlapi-usd-spent")
+
+    def _trickle(self, answer: Answer, gap: float) -> None:
+        """Send ``answer`` chunked, one byte every ``gap`` seconds, until done, stopped or hung up on."""
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        for key, value in answer.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for i in range(len(answer.body)):
+                if wait_or_stop(self.standin.stopping, gap):
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"1\r\n" + answer.body[i:i + 1] + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except HANGUPS:
+            self.close_connection = True
 
     def _admin(self, path: str, raw: bytes) -> Answer:
         srv = self.standin
@@ -202,6 +276,8 @@ class Handler(BaseHTTPRequestHandler):
                 srv.queue_post_faults(post)
                 srv.queue_file_faults(files)
                 return json_answer(200, {"ok": True, **srv.stats()})
+            if path == "/_standin/logs" and self.command == "GET":
+                return json_answer(200, {"data": [r.to_json() for r in srv.accounts.visible_rows()]})
             if path == "/_standin/config" and self.command == "POST":
                 srv.configure(**body)
                 return json_answer(200, {"ok": True, **srv.stats()})
@@ -210,3 +286,12 @@ class Handler(BaseHTTPRequestHandler):
         return error_answer(404, f"no admin route {self.command} {path[:100]}")
 
 
+
+
+def parse_body_or_none(raw: bytes) -> Any:
+    """The parsed JSON body if it is an object, else None."""
+    try:
+        body = parse_body(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

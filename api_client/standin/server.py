@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .accounts import Accounts
 from .api import parse_body
 from .faults import FaultQueue, check_file_fault, check_post_fault
 from .files import FileStore
@@ -54,6 +55,8 @@ class StandInServer:
         self.file_get_count = 0
         self._bodies: deque[tuple[Any, int]] = deque()  # (parsed body, size of the raw body)
         self._bodies_bytes = 0
+        self._request_ids: deque[str | None] = deque(maxlen=BODY_HISTORY)  # X-Client-Request-Id of each POST
+        self.accounts = Accounts()  # usage logs, balance, model catalogue (GET /v2/logs, /v2/billing, /v1/models)
         self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
@@ -141,11 +144,13 @@ class StandInServer:
         self._file_faults.extend(faults)
 
     def configure(self, latency: float | None = None, response_mode: str | None = None,
+                  endpoints: dict[str, str] | None = None, balance: float | None = None,
                   strict: bool | None = None) -> None:
-        """Change latency, response mode and/or strict mode (what POST /_standin/config does)."""
+        """Change latency, response mode, service endpoint faults, balance or strict mode (POST /_standin/config)."""
+        if strict is not None and not isinstance(strict, bool):
+            raise ValueError("strict must be true or false")
+        self.accounts.configure(endpoints=endpoints, balance=balance)
         if strict is not None:
-            if not isinstance(strict, bool):
-                raise ValueError("strict must be true or false")
             self.strict = strict
         if latency is not None:
             if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
@@ -174,7 +179,9 @@ class StandInServer:
             self.file_get_count = 0
             self._bodies.clear()
             self._bodies_bytes = 0
+            self._request_ids.clear()
             self.received_images = []
+        self.accounts.reset()
         self._post_faults.clear()
         self._file_faults.clear()
         self.latency = 0.0
@@ -192,6 +199,9 @@ class StandInServer:
             "response_mode": self.response_mode,
             "strict": self.strict,
             "warnings": list(self.warnings),
+            "service_get_counts": dict(self.accounts.get_counts),
+            "balance": self.accounts.balance,
+            "endpoints": dict(self.accounts.endpoint_modes),
         }
 
     @property
@@ -221,7 +231,13 @@ class StandInServer:
 
         return [shorten(body) for body in self.post_bodies]  # post_bodies takes the lock itself
 
-    def _count_post(self, raw: bytes) -> dict[str, Any] | None:
+    @property
+    def post_request_ids(self) -> list[str | None]:
+        """The X-Client-Request-Id of the most recent POSTs (at most ``BODY_HISTORY``), oldest first."""
+        with self._lock:
+            return list(self._request_ids)
+
+    def _count_post(self, raw: bytes, client_request_id: str | None = None) -> dict[str, Any] | None:
         try:
             body = parse_body(raw)
         except ValueError:
@@ -230,6 +246,7 @@ class StandInServer:
             self.post_count += 1
             self._bodies.append((body, len(raw)))
             self._bodies_bytes += len(raw)
+            self._request_ids.append(client_request_id)
             while len(self._bodies) > 1 and (len(self._bodies) > BODY_HISTORY
                                              or self._bodies_bytes > BODY_HISTORY_BYTES):
                 self._bodies_bytes -= self._bodies.popleft()[1]

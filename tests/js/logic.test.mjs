@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import test from "node:test";
 
 import {
-  aspectRatio, budgetStatusText, budgetText, CreditTally, creditLines, formatCredits, gcd, graphNodeId, keyStatusText,
-  megapixels, parseBudgetSetting, sizeForWidgets, sizeLabel, statusLine,
+  aspectRatio, budgetStatusText, budgetText, compactWidgetValues, CreditTally, creditLines, DISPLAY_ORDER, formatCredits,
+  gcd, keyStatusText, megapixels, NodeDisplay, nodeForExecutionId, parseBudgetSetting, sizeForWidgets, sizeLabel,
+  statusLine,
 } from "../../web/js/logic.js";
 
 const PRESETS = { square_hd: [1024, 1024], landscape_16_9: [1024, 576], portrait_4_3: [768, 1024] };
@@ -94,11 +95,61 @@ test("status line counts the seconds waited", () => {
   assert.equal(statusLine("", 0, 5000), "");
 });
 
-test("server node ids map to graph ids, subgraph ids are left alone", () => {
-  assert.equal(graphNodeId("7"), 7);
-  assert.equal(graphNodeId(12), 12);
-  assert.equal(graphNodeId("5:7"), null);
-  assert.equal(graphNodeId(undefined), null);
+// A stand-in for LiteGraph's graphs: getNodeById (string or number ids) and subgraph nodes.
+function graph(nodes) {
+  return { getNodeById: (id) => nodes[String(id)] ?? null };
+}
+
+test("execution ids find the node at the top level and inside (nested) subgraphs", () => {
+  const inner = { id: 7 };
+  const deeper = { id: 9 };
+  const nested = graph({ 9: deeper });
+  const sub = graph({ 7: inner, 8: { id: 8, subgraph: nested } });
+  const root = graph({ 5: { id: 5, subgraph: sub }, 7: { id: 7, top: true } });
+  assert.equal(nodeForExecutionId(root, "7").top, true);
+  assert.equal(nodeForExecutionId(root, 7).top, true);
+  assert.equal(nodeForExecutionId(root, "5:7"), inner);
+  assert.equal(nodeForExecutionId(root, "5:8:9"), deeper);
+  assert.equal(nodeForExecutionId(root, "7:1"), null); // node 7 holds no subgraph
+  assert.equal(nodeForExecutionId(root, "6"), null);
+  assert.equal(nodeForExecutionId(root, ""), null);
+  assert.equal(nodeForExecutionId(root, undefined), null);
+  assert.equal(nodeForExecutionId(null, "7"), null);
+});
+
+test("node display: parts in display order, counters computed at show time, empty parts removed", () => {
+  const display = new NodeDisplay();
+  assert.equal(display.text(), "");
+  display.set("run", ["Last run: 1 picture, 12 credits", "This session: 12 credits"]);
+  display.set("status", (now) => [statusLine("Waiting for the AI/ML API (1 picture)...", 0, now)], "status");
+  assert.equal(display.ticking, true);
+  assert.deepEqual(display.lines(3_500), [
+    { part: "status", tone: "status", text: "Waiting for the AI/ML API (1 picture)... 3 s" },
+    { part: "run", tone: "info", text: "Last run: 1 picture, 12 credits" },
+    { part: "run", tone: "info", text: "This session: 12 credits" },
+  ]);
+  display.set("status", null);
+  assert.equal(display.ticking, false);
+  assert.equal(display.text(0), "Last run: 1 picture, 12 credits\nThis session: 12 credits");
+  display.set("run", []);
+  assert.equal(display.text(0), "");
+});
+
+test("node display: another line (a price before the run) slots in by name; unknown parts come last", () => {
+  assert.ok(DISPLAY_ORDER.indexOf("price") < DISPLAY_ORDER.indexOf("run"));
+  const display = new NodeDisplay();
+  display.set("later", ["extra"]);
+  display.set("run", ["Last run: 2 pictures, 24 credits"]);
+  display.set("price", ["About 24 credits per run"]);
+  assert.deepEqual(display.lines(0).map((line) => line.part), ["price", "run", "later"]);
+});
+
+test("saved widget values close the holes a display widget leaves, keep nulls and arrays", () => {
+  const values = ["landscape_4_3", 1024];
+  values[3] = 768; // index 2: a widget that is not saved
+  assert.deepEqual(compactWidgetValues(values), ["landscape_4_3", 1024, 768]);
+  assert.deepEqual(compactWidgetValues([null, [1, 2], "x"]), [null, [1, 2], "x"]);
+  assert.equal(compactWidgetValues(undefined), undefined);
 });
 
 test("key status text never needs the key and says why it was refused", () => {

@@ -3,6 +3,7 @@
 // saves it in ComfyUI's user folder; it is never stored in ComfyUI's settings or a workflow,
 // and the route only ever answers whether a key is set and its last four characters.
 import { app } from "../../../scripts/app.js";
+import { balancePanel } from "./balance.js";
 import { keyStatusText } from "./logic.js";
 import { callPackRoute } from "./pack_route.js";
 
@@ -28,15 +29,20 @@ export function keyPanel() {
   const save = element("button", { type: "button", textContent: "Save key" });
   const remove = element("button", { type: "button", textContent: "Remove saved key" });
   row.append(save, remove);
-  root.append(input, row, status);
+  const balance = balancePanel();
+  root.append(input, row, status, balance);
 
   const show = (answer) => { status.textContent = keyStatusText(answer); };
   save.addEventListener("click", async () => {
     const key = input.value;
     input.value = ""; // the field never keeps the key once sent
     show(await callRoute("POST", { key }));
+    balance.flux2Ask(); // a new key: its account's balance
   });
-  remove.addEventListener("click", async () => show(await callRoute("POST", { clear: true })));
+  remove.addEventListener("click", async () => {
+    show(await callRoute("POST", { clear: true }));
+    balance.flux2Ask();
+  });
   input.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") event.stopPropagation(); // keep ComfyUI's shortcuts out of the field
     if (event.key === "Enter") save.click();

@@ -157,10 +157,76 @@ export function statusLine(text, sinceMs, nowMs) {
   return `${text} ${seconds} s`;
 }
 
-/** The graph node id for a server node id ("7" -> 7); null for ids inside a subgraph ("5:7"). */
-export function graphNodeId(executionId) {
-  const text = String(executionId ?? "");
-  return /^\d+$/.test(text) ? Number(text) : null;
+/**
+ * The node a server execution id names: "7" at the top level, "5:7" for node 7 inside the subgraph
+ * that node 5 holds (deeper: "3:5:7"). Walks from the root graph, so it finds the node whichever graph
+ * the canvas shows. ``rootGraph`` is LiteGraph's graph (getNodeById; subgraph nodes carry .subgraph).
+ */
+export function nodeForExecutionId(rootGraph, executionId) {
+  const parts = String(executionId ?? "").split(":");
+  if (!rootGraph || parts.some((part) => !/^\d+$/.test(part))) return null;
+  let graph = rootGraph;
+  for (const part of parts.slice(0, -1)) {
+    graph = graph?.getNodeById?.(part)?.subgraph;
+    if (!graph) return null;
+  }
+  return graph.getNodeById?.(parts.at(-1)) ?? null;
+}
+
+/**
+ * A node's display: named parts, each with its lines, shown top to bottom in DISPLAY_ORDER.
+ * Another feature adds a part by name (parts not in the order come last, in the order set),
+ * e.g. display.set("price", ["About 0.05 credits per run"]).
+ */
+export const DISPLAY_ORDER = ["status", "price", "run", "size"];
+
+export class NodeDisplay {
+  constructor(order = DISPLAY_ORDER) {
+    this.order = order;
+    this.parts = new Map();
+  }
+
+  /**
+   * Set a part's lines: strings, or a function of the time in ms giving strings (a counter);
+   * ``tone`` is "info" or "status" (waiting). Empty lines remove the part.
+   */
+  set(part, lines, tone = "info") {
+    if (!lines || (Array.isArray(lines) && !lines.length)) this.parts.delete(part);
+    else this.parts.set(part, { lines, tone });
+  }
+
+  /** True while a part counts with the time (the display needs a refresh each second). */
+  get ticking() {
+    return [...this.parts.values()].some(({ lines }) => typeof lines === "function");
+  }
+
+  /** [{part, tone, text}] to show at ``nowMs``, in display order. */
+  lines(nowMs = Date.now()) {
+    const known = this.order.filter((part) => this.parts.has(part));
+    const others = [...this.parts.keys()].filter((part) => !this.order.includes(part));
+    const out = [];
+    for (const part of [...known, ...others]) {
+      const { lines, tone } = this.parts.get(part);
+      for (const text of typeof lines === "function" ? lines(nowMs) : lines) {
+        if (text) out.push({ part, tone, text: String(text) });
+      }
+    }
+    return out;
+  }
+
+  /** The whole display as one text, a line each (what tests and the widget's value read). */
+  text(nowMs = Date.now()) {
+    return this.lines(nowMs).map((line) => line.text).join("\n");
+  }
+}
+
+/**
+ * A saved node's widgets_values without holes. Frontend 1.27.10 writes values at the widget's own
+ * index and leaves a hole for a widget that is not saved, but reads them back ignoring such widgets:
+ * a display widget before a saved one would shift every later value. Positional, as the contract wants.
+ */
+export function compactWidgetValues(values) {
+  return Array.isArray(values) ? values.filter(() => true) : values;
 }
 
 /** One sentence on the key's state from the key route's answer (which never holds the key). */

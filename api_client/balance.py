@@ -1,0 +1,205 @@
+"""The account balance (GET /v2/billing) and the balance floor a run may not take it below.
+
+The floor comes from the frontend setting if one was given, else env
+``FLUX2_LORA_BALANCE_FLOOR`` (USD). With a floor set, every run that would send paid
+requests first asks the balance; a run whose estimated cost (``pricing``) would take the
+balance below the floor is refused before anything is sent. Because the balance is the
+account's, the guard holds across every ComfyUI process and machine sharing the key,
+with no coordination of our own. It cannot see requests other processes have in flight.
+
+When the balance cannot be had (endpoint missing, garbage, network) the run goes ahead
+with a logged warning: a generation never fails because the balance is unavailable.
+
+``balance_get_answer`` and ``balance_post_answer`` are the logic behind the pack's
+balance route (nodes/money_routes.py), which the key panel and the floor setting call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, Flux2Error
+from .route_input import Answer, RouteInputError, parse_json_object
+from .service import ServiceUnavailable, service_get
+
+if TYPE_CHECKING:
+    from .client import ApiClient
+
+log = logging.getLogger("flux2_lora")
+
+FLOOR_ENV = "FLUX2_LORA_BALANCE_FLOOR"
+BILLING_PATH = "/v2/billing"
+_NO_FLOOR_WORDS = {"", "none", "off"}
+
+
+class BalanceFloorError(Flux2Error):
+    """A run was refused before sending: its estimate would take the balance below the floor."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The account's balance as GET /v2/billing told it, and when (Unix time)."""
+
+    usd: float
+    currency: str
+    at: float
+
+
+def usd_text(value: float) -> str:
+    """``$12.35``, and small amounts with enough digits to be seen (``$0.0006``)."""
+    if abs(value) >= 1 or value == 0:
+        return f"${value:,.2f}"
+    digits = f"{value:.6f}".rstrip("0")
+    return f"${digits}{'0' * max(0, 2 - len(digits.partition('.')[2]))}"
+
+
+def parse_floor(raw: str, name: str = FLOOR_ENV) -> float | None:
+    """A floor in USD (0 or more) from text; empty, ``none`` or ``off`` mean no floor."""
+    text = raw.strip().lower().lstrip("$")
+    if text in _NO_FLOOR_WORDS:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be an amount in USD, 0 or more (or empty for no floor); got {raw!r}.")
+    return value
+
+
+def fetch_balance(client: ApiClient) -> Balance:
+    """GET /v2/billing on the API host with the key; ``ServiceUnavailable`` if it gives no usable balance."""
+    answer = service_get(client, BILLING_PATH)
+    payload = answer.payload
+    value = payload.get("current_balance") if isinstance(payload, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ServiceUnavailable(f"{BILLING_PATH} answered without a current_balance number", permanent=True)
+    currency = payload.get("currency") if isinstance(payload.get("currency"), str) else "USD"
+    return Balance(float(value), currency, time.time())
+
+
+class BalanceFloor:
+    """The floor setting, and the last balance seen (for the key panel); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._setting: float | None = None
+        self._last: Balance | None = None
+        self._last_problem = ""
+
+    @property
+    def setting(self) -> float | None:
+        with self._lock:
+            return self._setting
+
+    def set_floor(self, floor: float | None) -> None:
+        """The frontend setting: a floor in USD, or None to fall back to the environment."""
+        if floor is not None:
+            floor = parse_floor(str(floor), "The balance floor setting")
+        with self._lock:
+            self._setting = floor
+
+    def floor(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
+        """The floor in force and where it comes from."""
+        with self._lock:
+            setting = self._setting
+        if setting is not None:
+            return setting, "the Flux2 LoRA balance floor setting"
+        env = os.environ if environ is None else environ
+        return parse_floor(env.get(FLOOR_ENV, "")), f"environment variable {FLOOR_ENV}"
+
+    @property
+    def last(self) -> Balance | None:
+        with self._lock:
+            return self._last
+
+    def refresh(self, client: ApiClient) -> Balance | None:
+        """Ask the balance now; None (and the reason kept for the panel) when it cannot be had."""
+        try:
+            balance = fetch_balance(client)
+        except ServiceUnavailable as exc:
+            with self._lock:
+                self._last_problem = exc.reason
+            log.warning("account balance unavailable: %s", exc.reason)
+            return None
+        with self._lock:
+            self._last, self._last_problem = balance, ""
+        return balance
+
+    def check(self, client: ApiClient, estimate_usd: float | None, requests: int) -> Balance | None:
+        """Refuse the run (``BalanceFloorError``) if its estimate would take the balance below the floor.
+
+        Nothing is asked when there is no floor. A balance that cannot be had lets the run go on.
+        """
+        floor, source = self.floor()
+        if floor is None:
+            return None
+        balance = self.refresh(client)
+        if balance is None:
+            log.warning("the balance floor of %s was not checked: the balance is unavailable", usd_text(floor))
+            return None
+        after = balance.usd - (estimate_usd or 0.0)
+        if after >= floor and (estimate_usd is not None or balance.usd > floor):
+            return balance
+        asked = "request was" if requests == 1 else f"{requests} requests were"
+        cost = (f"this run's estimated {usd_text(estimate_usd)} would leave {usd_text(after)}"
+                if estimate_usd is not None else "this run's cost cannot be estimated (no price), and the balance "
+                                                 "is already at the floor")
+        raise BalanceFloorError(
+            f"Balance floor: the account balance is {usd_text(balance.usd)} and {cost}, below the floor of "
+            f"{usd_text(floor)} (from {source}). This node's {asked} not sent and nothing was billed. Top up at "
+            f"https://aimlapi.com/app/billing, or lower the floor ({FLOOR_ENV} or the setting)."
+        )
+
+    def status(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """What the key panel and the floor setting show."""
+        with self._lock:
+            last, problem, setting = self._last, self._last_problem, self._setting
+        shown: dict[str, Any] = {"balance": last.usd if last else None, "currency": last.currency if last else None,
+                                 "checked_at": last.at if last else None, "floor": None, "floor_source": None,
+                                 "floor_setting": setting, "env_var": FLOOR_ENV, "message": ""}
+        try:
+            floor, source = self.floor(environ)
+        except ConfigError as exc:
+            shown["message"] = f"{exc} Every paid request stops with this error until it is fixed."
+            return shown
+        shown.update(floor=floor, floor_source=source if floor is not None else None)
+        parts = [f"Balance {usd_text(last.usd)}" if last else
+                 f"Balance unavailable ({problem})" if problem else "Balance not asked yet"]
+        parts.append(f"floor {usd_text(floor)} (from {source})" if floor is not None else "no balance floor")
+        shown["message"] = "; ".join(parts) + "."
+        return shown
+
+
+_floor = BalanceFloor()
+
+
+def balance_floor() -> BalanceFloor:
+    """The floor and last balance shared by every node in this process."""
+    return _floor
+
+
+def balance_post_answer(body: bytes, content_type: str, floor: BalanceFloor,
+                        environ: Mapping[str, str] | None = None) -> Answer:
+    """The answer to POST {"floor": USD or null}: set the frontend's floor, then report the status."""
+    example = '{"floor": 5}, or {"floor": null} for none'
+    try:
+        data = parse_json_object(body, content_type, ("floor",), example, "the balance floor")
+        if "floor" not in data:
+            raise RouteInputError(f'The request body has no "floor"; send {example}.')
+        value = data["floor"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise RouteInputError(f'"floor" must be an amount in USD, 0 or more, or null; got {type(value).__name__}.')
+        floor.set_floor(value)
+    except RouteInputError as exc:
+        return exc.status, {"error": str(exc), **floor.status(environ)}
+    except ConfigError as exc:
+        return 400, {"error": str(exc), **floor.status(environ)}
+    return 200, floor.status(environ)

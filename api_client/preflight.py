@@ -1,0 +1,84 @@
+"""A run's money checks just before it sends anything, and what it learns afterwards.
+
+Before sending: the price of exactly the requests about to go out (not those the cache
+or another run answers), then the balance floor with that estimate (``balance.py``),
+which may refuse the run. After: the credits-per-USD rate the answers showed, kept in
+the price file so prices can be shown in credits. Nothing here fails a generation
+because prices or the balance are unavailable; only a floor that would be crossed does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .balance import Balance, BalanceFloor
+from .client import LazyClient
+from .pricing import PriceBook, Quote, quote_usd, run_quote
+from .request import expected_pixels
+
+if TYPE_CHECKING:
+    from .client import ApiClient
+
+log = logging.getLogger("flux2_lora")
+
+
+class RunMoney:
+    """One run's price quote and balance floor check (``before_send``), and its learning (``after``)."""
+
+    def __init__(self, client: ApiClient | LazyClient, book: PriceBook, floor: BalanceFloor) -> None:
+        self._client = client
+        self.book = book
+        self.floor = floor
+        self.quote: Quote | None = None
+        self.balance: Balance | None = None
+
+    def before_send(self, bodies: list[dict]) -> None:
+        """Quote the requests about to be sent, then refuse the run if it would cross the balance floor."""
+        self.client = self._client.get() if isinstance(self._client, LazyClient) else self._client
+        try:
+            self.quote = run_quote(self.book, self.client, bodies)
+        except Exception as exc:  # a price is never a reason to fail a generation
+            log.warning("price not quoted: %s", type(exc).__name__)
+            self.quote = Quote(None, None, "Price unknown: it could not be worked out.")
+        self.balance = self.floor.check(self.client, self.quote.usd, len(bodies))
+
+    def after(self, credits: float | None, usd: float | None) -> None:
+        """Keep the credits-per-USD rate the run's cost headers showed."""
+        self.book.learn_rate(credits, usd)
+
+    def info(self) -> dict[str, Any]:
+        """The estimate for the info JSON, beside what was charged."""
+        if self.quote is None:
+            return {"usd": 0.0, "credits": 0.0, "note": "nothing was sent (all answered by the cache)"}
+        return self.quote.to_json()
+
+
+def price_list_estimate(book: PriceBook, body: Mapping[str, Any]) -> float | None:
+    """The credits ``body`` should cost by the documented price on disk (no network), or None.
+
+    Used by the credit budget before this process has been billed once for the model.
+    """
+    try:
+        pricing = book.pricing(str(body.get("model")), None)
+        width, height = expected_pixels(body.get("image_size"))
+        usd, _ = quote_usd(pricing, int(body.get("num_images", 1)), width, height, body.get("image_size"))
+        rate = book.credits_per_usd()
+    except Exception:  # an estimate is only ever a help
+        return None
+    return usd * rate if usd is not None and rate else None
+
+
+def run_money(client: ApiClient | LazyClient, user_dir: Any = None) -> RunMoney:
+    """The money checks for one run: the price file in ComfyUI's user folder and the process's floor.
+
+    Also lets the credit budget estimate from the documented price before its first billed answer.
+    """
+    from . import estimate
+    from .balance import balance_floor
+    from .pricing import default_pricing_path, price_book
+
+    book = price_book(default_pricing_path(user_dir))
+    estimate.use_price_list(lambda body: price_list_estimate(book, body))
+    return RunMoney(client, book, balance_floor())

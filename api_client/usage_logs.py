@@ -1,0 +1,173 @@
+"""Asking the API's own records what happened to a request: GET /v2/logs.
+
+After an ambiguous failure (read timeout, a connection dropped late, a late 5xx) the
+pack cannot tell from the wire whether the request was processed and billed. The usage
+logs list every request, failed ones too (with zero cost), under the
+``client_request_id`` we sent (see ``tracing``). A row may appear late, so the logs are
+polled for a bounded time (``FLUX2_LORA_LOG_WAIT`` seconds, 60 by default) that Cancel
+ends at once.
+
+GET /v2/logs has no filter by client request id: the window (``start``/``end``) is
+kept to a few minutes around the request and at most a few pages are read, newest first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .errors import Cancelled, ConfigError
+from .service import ServiceUnavailable, service_get
+
+if TYPE_CHECKING:
+    from .client import ApiClient
+
+log = logging.getLogger("flux2_lora")
+
+LOG_WAIT_ENV = "FLUX2_LORA_LOG_WAIT"
+DEFAULT_LOG_WAIT = 60.0
+# The endpoint allows 200 requests a minute per key; four requests polling every 2 s use 120.
+POLL_INTERVAL = 2.0
+PAGE_LIMIT = 100
+MAX_PAGES = 5
+# Room for clock differences between this machine and the API.
+WINDOW_MARGIN = 300.0
+LOGS_PATH = "/v2/logs"
+
+
+def log_wait(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds to poll the usage logs after an ambiguous failure (env ``FLUX2_LORA_LOG_WAIT``; 0 turns it off)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(LOG_WAIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOG_WAIT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{LOG_WAIT_ENV} must be a number of seconds, 0 or more (0: do not ask the usage logs); "
+                          f"got {raw!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One row of GET /v2/logs, as far as the pack needs it."""
+
+    status: str  # "succeeded" or "failed"
+    created: str
+    credits: float
+    usd: float
+    inference_id: str | None
+    client_request_id: str | None
+
+    @property
+    def identity(self) -> str:
+        """What tells this row from the others of the same request id."""
+        return self.inference_id or f"{self.created}/{self.status}"
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_log_page(payload: Any) -> tuple[list[LogRow], bool]:
+    """The rows of one page and whether another follows; ``ServiceUnavailable`` if it is not shaped as documented."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    pagination = payload.get("pagination") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise ServiceUnavailable(f"{LOGS_PATH} answered JSON without a list of rows", permanent=True)
+    rows = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        status = item.get("status")
+        cost = item.get("cost") if isinstance(item.get("cost"), dict) else {}
+        credits, usd = cost.get("credits"), cost.get("usd")
+        if status not in ("succeeded", "failed"):
+            continue
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (credits, usd)):
+            # A succeeded row without a cost is still a billed request; its amount is unknown.
+            credits, usd = (0, 0) if status == "failed" else (math.nan, math.nan)
+        rows.append(LogRow(status=status, created=str(item.get("created", "")), credits=float(credits),
+                           usd=float(usd), inference_id=_text(item.get("inference_id")),
+                           client_request_id=_text(item.get("client_request_id"))))
+    has_more = bool(pagination.get("has_more")) if isinstance(pagination, dict) else False
+    return rows, has_more
+
+
+def _text(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) and value else None
+
+
+def rows_for(client: ApiClient, request_id: str, sent_at: float) -> list[LogRow]:
+    """Every row carrying ``request_id`` in a window around ``sent_at`` (a Unix time)."""
+    params = [("start", _iso(sent_at - WINDOW_MARGIN)), ("end", _iso(time.time() + WINDOW_MARGIN)),
+              ("limit", str(PAGE_LIMIT))]
+    found: list[LogRow] = []
+    for page in range(MAX_PAGES):
+        answer = service_get(client, LOGS_PATH, [*params, ("offset", str(page * PAGE_LIMIT))])
+        rows, has_more = parse_log_page(answer.payload)
+        found += [row for row in rows if row.client_request_id == request_id]
+        if not has_more:
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class LogVerdict:
+    """What the logs say about the latest attempt: a row (succeeded or failed), or none and why."""
+
+    row: LogRow | None
+    failed_rows: tuple[LogRow, ...] = ()
+    note: str = ""
+
+
+def wait_for_verdict(client: ApiClient, request_id: str, sent_at: float, *, known: Collection[str],
+                     earlier_errors: int, wait: float, cancel: threading.Event | None,
+                     interval: float = POLL_INTERVAL) -> LogVerdict:
+    """Poll the logs until they tell what the latest attempt of ``request_id`` did, for at most ``wait`` s.
+
+    A ``succeeded`` row means it was billed. A ``failed`` row counts only if it is not
+    one already acted on (``known``) and not one an earlier attempt's error answer may
+    have left (``earlier_errors`` of them): only a failed row that can belong to the
+    latest attempt alone lets it be sent again, so nothing is ever sent twice on a guess.
+    """
+    if wait <= 0:
+        return LogVerdict(None, note=f"the usage logs were not asked ({LOG_WAIT_ENV}=0)")
+    deadline = time.monotonic() + wait
+    interval = max(0.05, min(interval, wait / 4))
+    reason = f"no row for it appeared in the usage logs within {wait:g} s"
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Cancelled while asking the usage logs what happened to the request.")
+        try:
+            rows = rows_for(client, request_id, sent_at)
+        except ServiceUnavailable as exc:
+            log.warning("usage logs unavailable while checking request %s: %s", request_id, exc.reason)
+            if exc.permanent:
+                return LogVerdict(None, note=f"the usage logs could not tell ({exc.reason})")
+            reason = f"the usage logs could not tell within {wait:g} s (last: {exc.reason})"
+            rows = []
+        succeeded = [row for row in rows if row.status == "succeeded"]
+        if succeeded:
+            return LogVerdict(succeeded[0])
+        fresh = [row for row in rows if row.status == "failed" and row.identity not in known]
+        if len(fresh) > earlier_errors:
+            return LogVerdict(fresh[0], failed_rows=tuple(fresh))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return LogVerdict(None, note=reason)
+        if cancel is not None:
+            if cancel.wait(min(interval, left)):
+                raise Cancelled("Cancelled while asking the usage logs what happened to the request.")
+        else:
+            time.sleep(min(interval, left))

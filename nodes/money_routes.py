@@ -1,0 +1,75 @@
+"""The pack's money routes in ComfyUI's server: the balance (and its floor) and the price before running.
+
+- GET /flux2_lora/balance asks GET /v2/billing now and answers the balance and floor;
+  POST {"floor": USD or null} sets the floor setting (web/js/money.js, the key panel).
+- GET /flux2_lora/price?model=generate|edit&num_images=N&preset=P (or width/height) answers
+  what a node with those settings would cost (the price line on Generate and Edit).
+
+The logic lives in api_client/balance.py and pricing.py; the blocking GETs to the API run in
+a worker thread so ComfyUI's server never waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..api_client.config import resolve_api_key, resolve_base_url
+from ..api_client.errors import ConfigError
+from .comfy_hooks import comfy_key_files, comfy_user_dir
+from .key_routes import add_pack_route, json_answer, read_body
+
+BALANCE_ROUTE = "/flux2_lora/balance"
+PRICE_ROUTE = "/flux2_lora/price"
+
+
+def _client() -> Any:
+    """The shared client for the configured key and base URL, or None without a usable key."""
+    from ..api_client.client import shared_client
+
+    try:
+        return shared_client(resolve_api_key(extra_key_files=comfy_key_files()), resolve_base_url())
+    except ConfigError:
+        return None
+
+
+def balance_answer() -> tuple[int, dict[str, Any]]:
+    """Ask the balance now (if a key is set) and answer the floor's status."""
+    from ..api_client.balance import balance_floor
+
+    floor = balance_floor()
+    client = _client()
+    if client is None:
+        return 200, {**floor.status(), "message": "Balance unknown: no AI/ML API key is set."}
+    floor.refresh(client)
+    return 200, floor.status()
+
+
+def price_answer(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """The price of a node's current settings (from the price file; the catalogue asked at most daily)."""
+    from ..api_client.pricing import default_pricing_path, price_book, price_query_answer
+
+    return price_query_answer(price_book(default_pricing_path(comfy_user_dir())), _client(), query)
+
+
+def register_money_routes() -> bool:
+    """Add the balance and price routes to ComfyUI's server; False (and nothing done) outside ComfyUI."""
+
+    async def get_balance(request: Any) -> Any:
+        return json_answer(*await asyncio.to_thread(balance_answer))
+
+    async def post_balance(request: Any) -> Any:
+        # The HTTP client's modules load on first use, not while ComfyUI starts.
+        from ..api_client.balance import balance_floor, balance_post_answer
+
+        body = await read_body(request)
+        return json_answer(*balance_post_answer(body, request.content_type, balance_floor()))
+
+    async def get_price(request: Any) -> Any:
+        return json_answer(*await asyncio.to_thread(price_answer, dict(request.query)))
+
+    async def post_price(request: Any) -> Any:
+        return json_answer(405, {"error": "Use GET."})
+
+    balance = add_pack_route(BALANCE_ROUTE, get_balance, post_balance)
+    return add_pack_route(PRICE_ROUTE, get_price, post_price) and balance

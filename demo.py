@@ -3,7 +3,8 @@
     python demo.py [--out demo_output] [--num-images 6]
 
 Nothing leaves this machine and nothing is billed: the stand-in server answers on
-127.0.0.1 with the official API's schema. The pack is loaded the way ComfyUI
+127.0.0.1 with the official API's schema, and the credits it reports are pretend
+(its own made-up price, so the credit budget and the node's display have a number). The pack is loaded the way ComfyUI
 loads it (from its folder, under a name with dashes, next to a module called
 ``nodes``), then Seed -> Image Size -> Flux2 LoRA Adapter -> Flux2 LoRA Generate
 run as ComfyUI would run them.
@@ -59,6 +60,11 @@ def save_pngs(images: object, out_dir: Path, prefix: str) -> list[Path]:
     return paths
 
 
+def pack_error_type(pack: types.ModuleType) -> type[Exception]:
+    """The pack's own error base class (its one-line messages are meant to be read as they are)."""
+    return importlib.import_module(f"{pack.__name__}.api_client.errors").Flux2Error
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="folder for the PNGs")
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(PACK_DIR))
+    from api_client.limits import LIMITS
     from api_client.standin import StandInServer
 
     key = "sk-demo-standin"
@@ -75,25 +82,35 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(AIML_API_BASE=server.base_url, AIML_API_KEY=key, FLUX2_LORA_CACHE_DIR=cache_dir)
         os.environ.pop("AIMLAPI_API_KEY", None)
         pack = load_pack_like_comfyui()
-        (seed,) = run_node(pack, "Flux2LoraSeed", seed=42)
-        size, width, height = run_node(pack, "Flux2LoraImageSize", preset="custom", width=768, height=512)
-        (loras,) = run_node(pack, "Flux2LoraAdapter", path="example-user/flux2-watercolor-lora", scale=0.8)
-        inputs = dict(
-            prompt=args.prompt, seed=seed, num_images=args.num_images, guidance_scale=2.5,
-            num_inference_steps=28, acceleration="regular", output_format="png",
-            enable_prompt_expansion=True, enable_safety_checker=True, image_size=size, loras=loras,
-        )
-        images, info = run_node(pack, "Flux2LoraGenerate", **inputs)
-        # The same inputs again: served by the result cache, without any request.
-        _, info_again = run_node(pack, "Flux2LoraGenerate", **inputs)
-        print(f"stand-in server: {server.base_url} ({server.post_count} requests)")
+        try:
+            (seed,) = run_node(pack, "Flux2LoraSeed", seed=42)
+            size, width, height = run_node(pack, "Flux2LoraImageSize", preset="custom", width=768, height=512)
+            (loras,) = run_node(pack, "Flux2LoraAdapter", path="example-user/flux2-watercolor-lora", scale=0.8)
+            inputs = dict(
+                prompt=args.prompt, seed=seed, num_images=args.num_images, guidance_scale=2.5,
+                num_inference_steps=28, acceleration="regular", output_format="png",
+                enable_prompt_expansion=True, enable_safety_checker=True, image_size=size, loras=loras,
+            )
+            images, info = run_node(pack, "Flux2LoraGenerate", **inputs)
+            # The same inputs again: served by the result cache, without any request.
+            _, info_again = run_node(pack, "Flux2LoraGenerate", **inputs)
+        except pack_error_type(pack) as exc:
+            # The pack's errors name the input, the range and the value: that line is the whole story.
+            print(f"demo: {exc}", file=sys.stderr)
+            return 2
+        print(f"stand-in server: {server.base_url} ({server.post_count} requests, nothing left this machine)")
     paths = save_pngs(images, args.out, "flux2_lora")
     details = json.loads(info)
+    per_request = LIMITS.images_per_request_max
+    split = [min(per_request, args.num_images - k) for k in range(0, args.num_images, per_request)]
     print(f"IMAGE tensor {tuple(images.shape)} {images.dtype}, {width}x{height} asked")
-    print(f"seeds {details['seeds']}, credits used {details['credits_used']}")
+    print(f"{args.num_images} pictures from {len(split)} requests ({' + '.join(map(str, split))}): the API makes "
+          f"at most {per_request} per request, and request k uses seed {seed} + k, so seeds {details['seeds']}")
+    print(f"credits used {details['credits_used']:,.0f} (pretend: the stand-in's made-up price; nothing was billed)")
     print(f"second run with the same inputs: {json.loads(info_again)['cache_note']}")
     for path in paths:
         print(f"wrote {path}")
+    print(f"done: {len(paths)} pictures in {args.out}/ (each shows its size, seed, request index and LoRAs)")
     return 0
 
 

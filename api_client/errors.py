@@ -113,8 +113,16 @@ class Cancelled(Flux2Error):
     """The run was cancelled (used when ComfyUI's own interrupt exception is unavailable)."""
 
 
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
-_KEYLIKE = re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+")
+# What follows "Bearer ", "api_key=" and the like is taken for a credential, except what is plainly
+# not one: "***" (already redacted) and a placeholder in angle brackets ("<key>", "<YOUR_API_KEY>"),
+# so a server's instructions such as "send 'Authorization: Bearer <key>'" are quoted as written.
+_NOT_A_SECRET = r"(?!\*\*\*|<[A-Za-z _-]{1,40}>)"
+_BEARER = re.compile(r"(?i)(bearer\s+)" + _NOT_A_SECRET + r"[^\s\"',;]+")
+# After "Authorization:" an auth scheme word ("Bearer", "Basic") is kept and the credential after it
+# redacted; the word itself is never taken for the credential.
+_KEYLIKE = re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?"
+                      r"(?:(?:bearer|basic|token)\s+)?)(?!(?:bearer|basic|token)(?:\s|$|[\"']))" + _NOT_A_SECRET
+                      + r"[^\s\"',;&]+")
 # The user:password@ part of a URL, such as a proxy's (HTTPS_PROXY=http://user:pw@proxy:3128).
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"']+@")
 # Headers whose values are credentials; logged as "Bearer ***" or "***".

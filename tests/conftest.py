@@ -41,7 +41,9 @@ def api(pack):
 
 @pytest.fixture(scope="session")
 def _server():
-    server = StandInServer(key=TEST_KEY).start()
+    # Strict: the stand-in warns about anything the schema allows but a careful client would not
+    # send (an unknown field is usually a typo); ``standin`` fails a test whose pack sent any.
+    server = StandInServer(key=TEST_KEY, strict=True).start()
     yield server
     server.stop()
 
@@ -84,8 +86,10 @@ def standin(_server, monkeypatch, tmp_path):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
     monkeypatch.delenv("no_proxy", raising=False)
     yield _server
+    warnings = list(_server.warnings)
     _server.reset()
     _reset_credit_budget()
+    assert not warnings, f"the pack sent requests the strict stand-in warns about: {warnings}"
 
 
 def generate_inputs(**overrides: Any) -> dict[str, Any]:

@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
     parser.add_argument("--b64", action="store_true", help="answer with b64_json instead of URLs")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--strict", action="store_true",
+                        help="warn on stderr about requests the schema allows but that look like mistakes "
+                             "(unknown fields, usually typos; 5.0 for an integer); they are still answered")
     parser.add_argument("--port-file", help="write the bound port to this file once listening")
     return parser
 
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     srv = StandInServer(key=args.key, host=args.host, port=args.port, latency=args.latency,
-                        response_mode="b64" if args.b64 else "url", verbose=args.verbose)
+                        response_mode="b64" if args.b64 else "url", verbose=args.verbose,
+                        strict=args.strict)
     try:
         srv.start()
     except OSError as exc:

@@ -100,6 +100,10 @@ def _pictures(srv: StandInServer, req: GenerationRequest, fault: dict[str, Any])
         inputs = _load_inputs(srv, req)
         srv.received_images = inputs
         out = [inputs[i % len(inputs)] for i in range(req.num_images)]
+        # The edit comes back as the input picture, unchanged (so tests can check pixels both
+        # ways), resized to the requested size when the body gives one.
+        if not sizes and req.size_given:
+            sizes = [(req.width, req.height)]
         if sizes:
             out = [
                 np.asarray(Image.fromarray(p).resize(tuple(sizes[i % len(sizes)]), Image.NEAREST))
@@ -113,8 +117,13 @@ def _pictures(srv: StandInServer, req: GenerationRequest, fault: dict[str, Any])
     return result
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """True for ``application/json`` with or without parameters (``; charset=utf-8``)."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
+
+
 def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
-                      fault: dict[str, Any] | None) -> Answer | None:
+                      fault: dict[str, Any] | None, content_type: str | None = "application/json") -> Answer | None:
     """Decide the answer for one generation POST; ``None`` means drop the connection.
 
     Faults that decide the whole answer are applied before auth and validation.
@@ -142,12 +151,18 @@ def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
     if not authorized(auth_header, srv.key):
         # Never echo what was received: it may be someone's real key.
         return error_answer(401, "Missing or invalid API key: send 'Authorization: Bearer <key>'")
+    if not is_json_media_type(content_type):
+        # The schema's only request body is application/json; the API does not read form fields.
+        shown = (content_type or "none")[:80]
+        return error_answer(400, f"Body validation error: send the body as JSON with 'Content-Type: "
+                                 f"application/json' (got Content-Type {shown})")
     try:
         body = parse_body(raw)
     except ValueError as exc:
         return error_answer(400, f"request body is not valid JSON ({str(exc)[:120]})")
     try:
         req = check_request(body)
+        srv.note(req.notes)
         pictures = _pictures(srv, req, fault)
     except RequestError as exc:
         return error_answer(exc.status, str(exc))

@@ -186,7 +186,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # server stopping: hang up rather than answer late
             return
         try:
-            answer = answer_generation(srv, self.headers.get("Authorization"), raw, fault)
+            answer = answer_generation(srv, self.headers.get("Authorization"), raw, fault,
+                                       self.headers.get("Content-Type"))
         except Exception as exc:
             # A stand-in bug: answer 500 (clients see a server error, as they
             # would from the real API) and keep the traceback visible.

@@ -17,7 +17,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 # Output formats the API knows, mapped to (Pillow format, file extension, MIME type).
 FORMATS: dict[str, tuple[str, str, str]] = {
@@ -32,6 +32,8 @@ CONTENT_TYPES["jpg"] = "image/jpeg"
 MAX_INPUT_PIXELS = 64 * 1024 * 1024
 
 BOMB_SIDE = 60000
+# Pictures smaller than this on either side carry no label.
+LABEL_MIN_SIDE = 128
 
 
 def _canonical_loras(loras: Any) -> Any:
@@ -51,7 +53,10 @@ def render_picture(
 
     The result is a C-contiguous ``uint8`` array of shape ``(height, width, 3)``.
     All inputs go through SHA-256, so any change in seed, index, size, prompt or
-    LoRA list gives a different picture. The pattern is a wrapped colour
+    LoRA list gives a different picture. In the top-left corner the picture says
+    what was asked (``label_lines``: size, seed, its place in the request, the LoRAs
+    with their scales) in Pillow's built-in font, so offline previews can be told
+    apart. The pattern is a wrapped colour
     gradient XOR-ed with diagonal stripes, so it is visibly structured (handy
     when eyeballing previews) and cheap: a 2048x2048 picture takes a few tens of
     milliseconds because every step is a broadcast uint8/uint16 numpy operation.
@@ -86,7 +91,86 @@ def render_picture(
     stripes = (((xa[None, :] + yb[:, None]) >> k) & 1).astype(np.uint8)
     mask = (h[15:18] | 0x40).astype(np.uint8)  # never all-zero, so stripes always show
     out ^= stripes[:, :, None] * mask[None, None, :]
+    _stamp_label(out, label_lines(seed, index, width, height, loras))
     return np.ascontiguousarray(out)
+
+
+def _lora_name(path: Any) -> str:
+    """A LoRA's short name: a URL's file name, or the Hugging Face name as given; long ones cut."""
+    text = str(path)
+    if "://" in text:
+        text = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or text
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def label_lines(seed: int, index: int, width: int, height: int,
+                loras: list[dict[str, Any]] | None = None) -> list[str]:
+    """The text stamped on a stand-in picture: what was asked, so offline previews can be told apart.
+
+    ``index`` is the picture's place in its request (request k of a split batch has seed + k).
+    """
+    lines = ["stand-in picture (offline)", f"{width}x{height}  seed {seed}  picture {index + 1} of its request"]
+    for lora in _canonical_loras(loras):
+        scale = lora.get("scale", "default") if isinstance(lora, dict) else "?"
+        name = _lora_name(lora.get("path", "?") if isinstance(lora, dict) else lora)
+        lines.append(f"LoRA {name}  scale {scale}")
+    if not _canonical_loras(loras):
+        lines.append("no LoRA")
+    return lines
+
+
+@functools.lru_cache(maxsize=16)
+def _label_font(size: int) -> tuple[Any, int]:
+    """Pillow's built-in font at ``size`` pixels, and how much to enlarge what it draws.
+
+    Pillow 10.1+ with FreeType scales its built-in font (no font file needed); older
+    Pillow, or one built without FreeType, only has an 11-pixel bitmap font, which is
+    drawn at its size and enlarged (blocky but legible).
+    """
+    try:
+        return ImageFont.load_default(size=size), 1
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default(), max(1, round(size / 11))
+
+
+@functools.lru_cache(maxsize=64)
+def _label_mask(lines: tuple[str, ...], size: int) -> np.ndarray:
+    """White-on-black text of ``lines`` as a ``uint8`` mask (cached: a batch repeats most labels)."""
+    font, enlarge = _label_font(size)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    boxes = [probe.textbbox((0, 0), line, font=font) for line in lines]
+    step = max(b[3] for b in boxes) + max(2, size // (4 * enlarge))
+    pad = max(2, size // (3 * enlarge))
+    mask = Image.new("L", (max(b[2] for b in boxes) + 2 * pad, step * len(lines) + 2 * pad - step // 4), 0)
+    draw = ImageDraw.Draw(mask)
+    for i, line in enumerate(lines):
+        draw.text((pad, pad + i * step), line, fill=255, font=font)
+    if enlarge > 1:
+        mask = mask.resize((mask.width * enlarge, mask.height * enlarge), Image.NEAREST)
+    return np.asarray(mask)
+
+
+def _stamp_label(out: np.ndarray, lines: list[str]) -> None:
+    """Write ``lines`` in the top-left corner of ``out``, white on a darkened box, cut at the edges.
+
+    Integer arithmetic only, so the same request gives the same pixels every time.
+    """
+    height, width = out.shape[:2]
+    if width < LABEL_MIN_SIDE or height < LABEL_MIN_SIDE:
+        return  # no room for legible text (only fault-made sizes are this small; the API's start at 512)
+    size = max(10, min(48, width // 26, height // 12))
+    mask = _label_mask(tuple(lines), size)
+    while size > 10 and mask.shape[1] > width - size:  # long LoRA names: smaller text rather than cut
+        size -= 2
+        mask = _label_mask(tuple(lines), size)
+    margin = size // 2
+    h = min(mask.shape[0], height - margin)
+    w = min(mask.shape[1], width - margin)
+    if h <= 0 or w <= 0:
+        return
+    region = out[margin:margin + h, margin:margin + w]
+    region //= 4  # the box: a quarter of the pattern's brightness, so white text always stands out
+    np.maximum(region, mask[:h, :w, None], out=region)
 
 
 def encode_picture(array: np.ndarray, fmt: str) -> bytes:

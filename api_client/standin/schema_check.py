@@ -1,14 +1,23 @@
 """Request validation for the stand-in, driven by the official OpenAPI files.
 
 A small validator for the OpenAPI subset used in ``api_client/schema/*.json``
-plus the rules that the schema only states in prose (multiples of 32, no blank
-prompt, image URL forms) and a strictness rule the real API may not have
-(unknown properties are rejected, to catch typos in client code).
+that refuses exactly what the schema refuses, plus the rules the schema states
+in prose (sizes are multiples of 32; ``image_urls`` holds URLs or base64 data
+URIs). JSON Schema semantics throughout: unknown properties are allowed (and
+ignored), and ``2.0`` is an integer.
+
+What a careful client should still not send (an unknown property, usually a
+typo; a fractional ``num_images``; ``5.0`` for an integer; a blank prompt) is
+collected as *notes* on the checked request. The server turns them into
+warnings in strict mode (``StandInServer(strict=True)``, ``--strict``) and
+ignores them otherwise; it never refuses a request for them.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +48,10 @@ class GenerationRequest:
     seed: int
     loras: list[dict[str, Any]] | None
     image_urls: list[str] = field(default_factory=list)
+    # The size the body asked for (None: not given, the schema's default applies).
+    size_given: bool = False
+    # Allowed by the schema but probably a client mistake; warnings in strict mode.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_edit(self) -> bool:
@@ -55,7 +68,9 @@ def _join(path: str, key: str | int) -> str:
 def _type_ok(value: Any, expected: str) -> bool:
     # bool is a subclass of int in Python but never a JSON number.
     if expected == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
+        # JSON Schema: an integer is a number without a fractional part, so 2.0 is one.
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
     if expected == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if expected == "boolean":
@@ -81,19 +96,22 @@ def _json_type(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
-def validate(value: Any, schema: dict[str, Any], path: str = "") -> None:
+def validate(value: Any, schema: dict[str, Any], path: str = "", notes: list[str] | None = None) -> None:
     """Check ``value`` against an OpenAPI schema subset; raise ``RequestError``.
 
     Supported keywords: type, enum, minimum, maximum, maxLength, minItems,
-    maxItems, required, properties, items, anyOf. Where ``properties`` is
-    given, other keys are rejected (stricter than OpenAPI, on purpose).
-    ``default``, ``description``, ``format`` and ``title`` are ignored.
+    maxItems, required, properties, items, anyOf. Properties not in
+    ``properties`` are allowed, as in JSON Schema; they, and integers written
+    as floats, are added to ``notes`` when given. ``default``, ``description``,
+    ``format`` and ``title`` are ignored.
     """
     if "anyOf" in schema:
-        _validate_any_of(value, schema["anyOf"], path)
+        _validate_any_of(value, schema["anyOf"], path, notes)
     expected = schema.get("type")
     if expected and not _type_ok(value, expected):
         raise RequestError(path, f"expected {expected}, got {_json_type(value)} {json.dumps(value)[:60]}")
+    if expected == "integer" and isinstance(value, float) and notes is not None:
+        notes.append(f"{path}: {value} is an integer by JSON Schema's rules, but send {int(value)}")
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(json.dumps(v) for v in schema["enum"])
         raise RequestError(path, f"{json.dumps(value)[:60]} is not one of {allowed}")
@@ -111,7 +129,7 @@ def validate(value: Any, schema: dict[str, Any], path: str = "") -> None:
             raise RequestError(path, f"has {len(value)} items, the maximum is {schema['maxItems']}")
         if "items" in schema:
             for i, item in enumerate(value):
-                validate(item, schema["items"], _join(path, i))
+                validate(item, schema["items"], _join(path, i), notes)
     if isinstance(value, dict):
         for name in schema.get("required", []):
             if name not in value:
@@ -119,17 +137,26 @@ def validate(value: Any, schema: dict[str, Any], path: str = "") -> None:
         props = schema.get("properties")
         if props is not None:
             for name, item in value.items():
-                if name not in props:
-                    known = ", ".join(sorted(props))
-                    raise RequestError(_join(path, name), f"unknown property (known: {known})")
-                validate(item, props[name], _join(path, name))
+                if name in props:
+                    validate(item, props[name], _join(path, name), notes)
+                elif notes is not None:
+                    notes.append(_unknown_note(_join(path, name), name, props))
 
 
-def _validate_any_of(value: Any, options: list[dict[str, Any]], path: str) -> None:
+def _unknown_note(path: str, name: str, props: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
+    hint = f" (a typo of {close[0]!r}?)" if close else f" (known: {', '.join(sorted(props))})"
+    return f"{path}: not in the official schema, so the API ignores it{hint}"
+
+
+def _validate_any_of(value: Any, options: list[dict[str, Any]], path: str, notes: list[str] | None) -> None:
     errors: list[tuple[bool, RequestError]] = []
     for option in options:
         try:
-            validate(value, option, path)
+            branch_notes: list[str] = []
+            validate(value, option, path, branch_notes)
+            if notes is not None:
+                notes.extend(branch_notes)
             return
         except RequestError as exc:
             errors.append((_type_ok(value, option.get("type", "")), exc))
@@ -155,7 +182,8 @@ def check_request(body: Any) -> GenerationRequest:
     """Validate a parsed request body and resolve defaults.
 
     Raises ``RequestError`` (status 400 for a non-object body, 422 otherwise)
-    whose message starts with the offending field path.
+    whose message starts with the offending field path. What the schema allows
+    but a careful client would not send is in the result's ``notes``.
     """
     if not isinstance(body, dict):
         raise RequestError("", f"request body must be a JSON object, got {_json_type(body)}", status=400)
@@ -166,11 +194,15 @@ def check_request(body: Any) -> GenerationRequest:
         known = ", ".join(sorted(SCHEMA_FILES))
         raise RequestError("model", f"unknown model {json.dumps(model)[:80]} (the stand-in serves: {known})")
     schema = request_schema(model)
-    validate(body, schema)
+    notes: list[str] = []
+    validate(body, schema, notes=notes)
+    if "image_urls" in body and "image_urls" not in schema["properties"]:
+        notes[:] = [n for n in notes if not n.startswith("image_urls:")]
+        notes.append(f"image_urls: {model} takes no pictures, so the API ignores them (Edit is {MODEL_EDIT})")
 
     prompt = body["prompt"]
     if not prompt.strip():
-        raise RequestError("prompt", "must not be blank")
+        notes.append("prompt: is blank (nothing but spaces); the schema allows it, the pack never sends it")
 
     size = body.get("image_size", schema["properties"]["image_size"]["default"])
     if isinstance(size, str):
@@ -184,12 +216,13 @@ def check_request(body: Any) -> GenerationRequest:
                 raise RequestError(f"image_size.{name}", f"{val} is not a multiple of 32")
 
     num = body.get("num_images", 1)
-    # The schema says "number", but a fractional picture count is meaningless.
+    # The schema says "number" (1 to 4), so 2.5 is allowed; the stand-in makes whole pictures only.
     if isinstance(num, float) and not num.is_integer():
-        raise RequestError("num_images", f"{num} is not a whole number")
-    num = int(num)
+        notes.append(f"num_images: {num} is not a whole number; the stand-in makes {math.floor(num)}")
+    num = math.floor(num)
 
-    for i, url in enumerate(body.get("image_urls", [])):
+    image_urls = body.get("image_urls", []) if "image_urls" in schema["properties"] else []
+    for i, url in enumerate(image_urls):
         _check_image_url(url, f"image_urls[{i}]")
 
     seed = body.get("seed")
@@ -206,5 +239,7 @@ def check_request(body: Any) -> GenerationRequest:
         output_format=body.get("output_format", schema["properties"]["output_format"]["default"]),
         seed=int(seed),
         loras=loras,
-        image_urls=list(body.get("image_urls", [])),
+        image_urls=list(image_urls),
+        size_given="image_size" in body,
+        notes=notes,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import threading
 from collections import deque
 from typing import Any
@@ -17,6 +18,7 @@ from .files import FileStore
 from .handler import Handler, HTTPServer4, HTTPServer6, is_loopback
 
 RESPONSE_MODES = ("url", "b64")
+MAX_WARNINGS = 1000  # strict mode keeps the latest ones; a long session must not grow without bound
 # The request bodies kept for tests to look at: the most recent ones, bounded in number and in
 # size (an Edit body carries megabytes of pictures), so a long-running stand-in does not grow.
 BODY_HISTORY = 32
@@ -31,7 +33,7 @@ class StandInServer:
 
     def __init__(self, key: str = "sk-standin-local", host: str = "127.0.0.1", port: int = 0,
                  latency: float = 0.0, response_mode: str = "url", verbose: bool = False,
-                 tls: tuple[str, str] | None = None) -> None:
+                 tls: tuple[str, str] | None = None, strict: bool = False) -> None:
         if not is_loopback(host):
             raise ValueError(f"the stand-in only binds to loopback addresses, not {host!r}")
         if response_mode not in RESPONSE_MODES:
@@ -42,6 +44,10 @@ class StandInServer:
         self.verbose = verbose
         self.latency = float(latency)
         self.response_mode = response_mode
+        # Strict mode: what the schema allows but a careful client would not send (an unknown
+        # field, usually a typo) is warned about on stderr and kept in ``warnings``; never refused.
+        self.strict = bool(strict)
+        self.warnings: list[str] = []
         self.store = FileStore()
         self.stopping = threading.Event()
         self.received_images: list[np.ndarray] = []
@@ -141,9 +147,14 @@ class StandInServer:
         self._file_faults.extend(faults)
 
     def configure(self, latency: float | None = None, response_mode: str | None = None,
-                  endpoints: dict[str, str] | None = None, balance: float | None = None) -> None:
-        """Change latency, response mode, service endpoint faults or balance (what POST /_standin/config does)."""
+                  endpoints: dict[str, str] | None = None, balance: float | None = None,
+                  strict: bool | None = None) -> None:
+        """Change latency, response mode, service endpoint faults, balance or strict mode (POST /_standin/config)."""
+        if strict is not None and not isinstance(strict, bool):
+            raise ValueError("strict must be true or false")
         self.accounts.configure(endpoints=endpoints, balance=balance)
+        if strict is not None:
+            self.strict = strict
         if latency is not None:
             if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
                 raise ValueError("latency must be a number >= 0")
@@ -153,9 +164,20 @@ class StandInServer:
                 raise ValueError(f"response_mode must be one of {RESPONSE_MODES}")
             self.response_mode = response_mode
 
-    def reset(self) -> None:
-        """Clear counters, bodies, faults and inputs; latency 0, mode "url"."""
+    def note(self, notes: list[str]) -> None:
+        """In strict mode, warn about ``notes`` (requests the schema allows but that look like mistakes)."""
+        if not self.strict or not notes:
+            return
+        for text in notes:
+            print(f"stand-in warning: {text}", file=sys.stderr, flush=True)
         with self._lock:
+            self.warnings.extend(notes)
+            del self.warnings[:-MAX_WARNINGS]
+
+    def reset(self) -> None:
+        """Clear counters, bodies, faults, inputs and warnings; latency 0, mode "url" (strict mode stays)."""
+        with self._lock:
+            self.warnings.clear()
             self.post_count = 0
             self.file_get_count = 0
             self._bodies.clear()
@@ -181,6 +203,8 @@ class StandInServer:
             "stored_files": len(self.store),
             "latency": self.latency,
             "response_mode": self.response_mode,
+            "strict": self.strict,
+            "warnings": list(self.warnings),
             "service_get_counts": dict(self.accounts.get_counts),
             "balance": self.accounts.balance,
             "endpoints": dict(self.accounts.endpoint_modes),
@@ -211,7 +235,7 @@ class StandInServer:
                 return [shorten(v) for v in value]
             return value
 
-        return [shorten(body) for body in self.post_bodies]
+        return [shorten(body) for body in self.post_bodies]  # post_bodies takes the lock itself
 
     @property
     def post_request_ids(self) -> list[str | None]:

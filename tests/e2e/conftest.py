@@ -80,10 +80,15 @@ def standin_process(e2e_dir: Path) -> Iterator[StandInProcess]:
 
 
 @pytest.fixture
-def standin(standin_process: StandInProcess) -> StandInProcess:
-    """The stand-in process, reset: no counts, faults or latency left from an earlier test."""
+def standin(standin_process: StandInProcess) -> Iterator[StandInProcess]:
+    """The stand-in process, reset: no counts, faults or latency left from an earlier test.
+
+    It runs in strict mode: a test whose requests (from the pack inside ComfyUI) drew a warning fails.
+    """
     standin_process.reset()
-    return standin_process
+    yield standin_process
+    warnings = standin_process.warnings
+    assert not warnings, f"the pack sent requests the strict stand-in warns about: {warnings}"
 
 
 @pytest.fixture(scope="session")

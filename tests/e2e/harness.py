@@ -116,7 +116,7 @@ class StandInProcess:
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [self.python, "-m", "api_client.standin", "--port", "0", "--port-file", str(port_file),
-                 "--key", self.key],
+                 "--key", self.key, "--strict"],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not port_file.exists():
@@ -149,8 +149,13 @@ class StandInProcess:
         return answer.json()
 
     def stats(self) -> dict[str, Any]:
-        """Counters and settings: post_count, file_get_count, pending faults, latency, response_mode."""
+        """Counters and settings: post_count, file_get_count, pending faults, latency, response_mode, warnings."""
         return self._admin("GET", "stats")
+
+    @property
+    def warnings(self) -> list[str]:
+        """Strict mode's warnings since the last reset: requests the schema allows but look like mistakes."""
+        return self.stats()["warnings"]
 
     @property
     def post_count(self) -> int:

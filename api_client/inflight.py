@@ -189,12 +189,7 @@ class SharedRequest:
                 return None
             except Exception as exc:
                 self._release(getattr(exc, "may_have_billed", False))
-                with self._lock:
-                    self._error = exc
-                    listeners = list(self._listeners)
-                for listener in listeners:
-                    listener.events.put(("failed", listener.k, exc))
-                self._leave_registry()
+                self._fail(exc)
                 return None
             learn_price(self.body, response.credits_used)
             if self._budget is not None and self._hold is not None:

@@ -5,7 +5,9 @@ The floor comes from the frontend setting if one was given, else env
 requests first asks the balance; a run whose estimated cost (``pricing``) would take the
 balance below the floor is refused before anything is sent. Because the balance is the
 account's, the guard holds across every ComfyUI process and machine sharing the key,
-with no coordination of our own. It cannot see requests other processes have in flight.
+with no coordination of our own. Requests this process has in flight (and those settled
+since the balance was read) are counted too; those of other processes are not.
+The check itself and the setting (kept on disk) belong to the money component (``money.py``).
 
 When the balance cannot be had (endpoint missing, garbage, network) the run goes ahead
 with a logged warning: a generation never fails because the balance is unavailable.
@@ -18,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from .service import ServiceUnavailable, service_get
 
 if TYPE_CHECKING:
     from .client import ApiClient
+    from .money import Money
 
 log = logging.getLogger("flux2_lora")
 
@@ -86,82 +87,40 @@ def fetch_balance(client: ApiClient) -> Balance:
 
 
 class BalanceFloor:
-    """The floor setting, and the last balance seen (for the key panel); thread-safe."""
+    """The floor as the key panel and the floor setting see it: a view of the money component.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._setting: float | None = None
-        self._last: Balance | None = None
-        self._last_problem = ""
+    It keeps no state of its own: the setting (kept on disk), the last balance and the check
+    itself belong to ``money.Money``, which counts the USD held by requests in flight.
+    """
+
+    def __init__(self, money: Money | None = None) -> None:
+        from .money import Money
+
+        self._money = money if money is not None else Money()
 
     @property
     def setting(self) -> float | None:
-        with self._lock:
-            return self._setting
+        return self._money.floor_setting
 
     def set_floor(self, floor: float | None) -> None:
-        """The frontend setting: a floor in USD, or None to fall back to the environment."""
-        if floor is not None:
-            floor = parse_floor(str(floor), "The balance floor setting")
-        with self._lock:
-            self._setting = floor
+        """The frontend setting: a floor in USD, or None to fall back to the environment (kept on disk)."""
+        self._money.set_floor(floor)
 
     def floor(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
         """The floor in force and where it comes from."""
-        with self._lock:
-            setting = self._setting
-        if setting is not None:
-            return setting, "the Flux2 LoRA balance floor setting"
-        env = os.environ if environ is None else environ
-        return parse_floor(env.get(FLOOR_ENV, "")), f"environment variable {FLOOR_ENV}"
+        return self._money.floor(environ)
 
     @property
     def last(self) -> Balance | None:
-        with self._lock:
-            return self._last
+        return self._money.last_balance
 
     def refresh(self, client: ApiClient) -> Balance | None:
         """Ask the balance now; None (and the reason kept for the panel) when it cannot be had."""
-        try:
-            balance = fetch_balance(client)
-        except ServiceUnavailable as exc:
-            with self._lock:
-                self._last_problem = exc.reason
-            log.warning("account balance unavailable: %s", exc.reason)
-            return None
-        with self._lock:
-            self._last, self._last_problem = balance, ""
-        return balance
-
-    def check(self, client: ApiClient, estimate_usd: float | None, requests: int) -> Balance | None:
-        """Refuse the run (``BalanceFloorError``) if its estimate would take the balance below the floor.
-
-        Nothing is asked when there is no floor. A balance that cannot be had lets the run go on.
-        """
-        floor, source = self.floor()
-        if floor is None:
-            return None
-        balance = self.refresh(client)
-        if balance is None:
-            log.warning("the balance floor of %s was not checked: the balance is unavailable", usd_text(floor))
-            return None
-        after = balance.usd - (estimate_usd or 0.0)
-        if after >= floor and (estimate_usd is not None or balance.usd > floor):
-            return balance
-        asked = "request was" if requests == 1 else f"{requests} requests were"
-        cost = (f"this run's estimated {usd_text(estimate_usd)} would leave {usd_text(after)}"
-                if estimate_usd is not None else "this run's cost cannot be estimated (no price), and the balance "
-                                                 "is already at the floor")
-        raise BalanceFloorError(
-            f"Balance floor: the account balance is {usd_text(balance.usd)} and {cost}, below the floor of "
-            f"{usd_text(floor)} (from {source}). This node's {asked} not sent and nothing was billed. Top up at "
-            f"https://aimlapi.com/app/billing, or lower the floor ({FLOOR_ENV} or the setting)."
-        )
+        return self._money.refresh(client)
 
     def status(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         """What the key panel and the floor setting show."""
-        with self._lock:
-            last, problem, setting = self._last, self._last_problem, self._setting
+        last, problem, setting = self.last, self._money.balance_problem, self.setting
         shown: dict[str, Any] = {"balance": last.usd if last else None, "currency": last.currency if last else None,
                                  "checked_at": last.at if last else None, "floor": None, "floor_source": None,
                                  "floor_setting": setting, "env_var": FLOOR_ENV, "message": ""}
@@ -174,16 +133,18 @@ class BalanceFloor:
         parts = [f"Balance {usd_text(last.usd)}" if last else
                  f"Balance unavailable ({problem})" if problem else "Balance not asked yet"]
         parts.append(f"floor {usd_text(floor)} (from {source})" if floor is not None else "no balance floor")
+        held = self._money.held_usd
+        if held:
+            parts.append(f"{usd_text(held)} held by requests in flight")
         shown["message"] = "; ".join(parts) + "."
         return shown
 
 
-_floor = BalanceFloor()
-
-
 def balance_floor() -> BalanceFloor:
-    """The floor and last balance shared by every node in this process."""
-    return _floor
+    """The floor and last balance of this process's money component."""
+    from .money import process_money
+
+    return BalanceFloor(process_money())
 
 
 def balance_post_answer(body: bytes, content_type: str, floor: BalanceFloor,

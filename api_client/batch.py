@@ -85,7 +85,8 @@ def run_batch(
     poll_interval: float = 0.05,
     cache: ResultCache | None = None,
     budget: CreditBudget | None = None,
-    before_send: Callable[[list[dict]], None] | None = None,
+    before_send: Callable[[list[dict]], list[float | None] | None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
 ) -> BatchResult:
     """Send ``requests`` concurrently and deliver every picture to ``sink``.
 
@@ -95,9 +96,13 @@ def run_batch(
     requests found in it are decoded from it without being sent (0 credits), a
     request identical to one already in flight in this process waits for that
     one's answer (0 credits), and every answer the API bills is saved to it, even
-    after this batch has ended. ``budget`` admits the new requests, or refuses the
-    batch before anything is sent, and holds their estimated cost until answered.
-    A ``LazyClient`` is made into a client (the key looked up) only if a request must be sent.
+    after this batch has ended. ``budget`` (the money component) admits the new requests,
+    or refuses the batch before anything is sent, and holds their estimated cost until
+    answered; ``before_send`` (the run's own checks: LoRAs, the price) may refuse the batch
+    too and returns each request's estimated USD for the balance floor. ``is_cancelled``
+    (the run's Cancel, read without clearing it) is asked by each sending thread right
+    before its POST. A ``LazyClient`` is made into a client (the key looked up) only if a
+    request must be sent.
     """
     bodies = [request.to_body() for request in requests]
     counts = [request.num_images for request in requests]
@@ -106,7 +111,7 @@ def run_batch(
     result = BatchResult(requested=sum(counts))
     result.image_urls = [None] * result.requested
     events: queue.SimpleQueue = queue.SimpleQueue()
-    listeners = [Listener(k, offsets[k], sink, events) for k in range(len(requests))]
+    listeners = [Listener(k, offsets[k], sink, events, is_cancelled) for k in range(len(requests))]
     executor = _shared_pool()
     listening: dict[int, SharedRequest] = {}
     started: set[int] = set()
@@ -127,17 +132,24 @@ def run_batch(
         to_send = [k for k in range(len(requests)) if k not in listening and k not in hits]
         if isinstance(client, LazyClient) and to_send:
             client = client.get()
+        usd: list[float | None] | None = None
         if before_send is not None and to_send:
-            # The run's own checks of what it is about to send (the balance floor); may refuse it.
-            before_send([bodies[k] for k in to_send])
+            # The run's own checks of what it is about to send (LoRAs, the price); may refuse it.
+            usd = before_send([bodies[k] for k in to_send])
+            if check_cancel:
+                check_cancel()
+        log_wait = None
         if budget is not None and to_send:
+            log_wait = budget.settings().log_wait
             unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
-                                        poll_interval))
+                                        poll_interval, usd=usd, client=client))
         for n, k in enumerate(to_send):
+            if check_cancel:
+                check_cancel()  # Cancel after admission: nothing of this run is started
             hold = unowned[n] if unowned else None
             outcome, new = join_or_start(
                 lambda k=k, hold=hold: SharedRequest(client, bodies[k], executor, key=keys[k], cache=cache,
-                                                     budget=budget, hold=hold),
+                                                     budget=budget, hold=hold, log_wait=log_wait),
                 listeners[k], keys[k], cache, counts[k])
             if unowned:
                 unowned[n] = None

@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -56,7 +56,7 @@ from .retry import (
     sleep_or_cancel,
 )
 from .tracing import REQUEST_ID_HEADER, call_cost, is_valid_request_id, new_request_id
-from .usage_logs import log_wait, wait_for_verdict
+from .usage_logs import attempt_request_id, log_wait, wait_for_verdict
 
 log = logging.getLogger("flux2_lora")
 
@@ -73,15 +73,22 @@ _MAX_REDIRECTS = 5
 USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
+def _env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds; got {raw!r}.") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be above 0; got {raw!r}.")
+        raise ConfigError(f"{name} must be a number of seconds above 0 (such as 180); got {raw!r}.") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a number of seconds above 0 (such as 180); got {raw!r}.")
     return value
+
+
+def validate_timeouts(environ: Mapping[str, str] | None = None) -> None:
+    """Check FLUX2_LORA_CONNECT_TIMEOUT and FLUX2_LORA_READ_TIMEOUT (``ConfigError`` names a bad one)."""
+    env = os.environ if environ is None else environ
+    for name in ("FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_READ_TIMEOUT"):
+        _env_float(name, 1.0, env)
 
 
 @dataclass(frozen=True)
@@ -324,7 +331,8 @@ def _billed_error(error: Flux2Error, request_id: str, row: Any) -> BilledWithout
         f" (${usd:.6f})".rstrip("0") if usd is not None else "")
     first = str(error).split(". ")[0]
     return BilledWithoutAnswerError(
-        f"{first}. The API's usage logs show request {request_id} (inference {row.inference_id or '?'}) "
+        f"{first}. The API's usage logs show request {row.client_request_id or request_id} "
+        f"(inference {row.inference_id or '?'}) "
         f"SUCCEEDED at {row.created or 'an unrecorded time'} and was billed {cost}, but its answer with the "
         "pictures never arrived. It was not sent again, since that would bill a second time; a re-run bills "
         "anew and does not refund this one. Raise FLUX2_LORA_READ_TIMEOUT if answers often take this long.",
@@ -381,13 +389,21 @@ class ApiClient:
     # -- generation -------------------------------------------------------
 
     def generate(self, body: dict[str, Any], cancel: threading.Event | None = None,
-                 request_id: str | None = None) -> GenerationResponse:
+                 request_id: str | None = None, *, may_send: Callable[[], bool] | None = None,
+                 log_wait_seconds: float | None = None,
+                 on_attempt: Callable[[int], None] | None = None) -> GenerationResponse:
         """POST one generation request, retrying only what cannot have been billed.
 
-        Every attempt carries the same ``X-Client-Request-Id`` (``request_id``, or a new
-        one). After an ambiguous failure the API's usage logs decide: a ``failed`` row
-        means nothing was billed and the request is sent again; a ``succeeded`` row means
-        it was billed (``BilledWithoutAnswerError``); no row in time keeps the error.
+        Attempt *n* carries ``X-Client-Request-Id: <request_id>.<n>`` (``request_id``, or a new
+        one): one id per attempt, so each usage-log row maps to exactly one attempt. After an
+        ambiguous failure the API's usage logs decide: a ``succeeded`` row of any attempt means
+        it was billed (``BilledWithoutAnswerError``); the ``failed`` row of this very attempt
+        means nothing was billed and the request is sent again; no row in time keeps the error.
+
+        Right before each attempt is sent, ``cancel`` and ``may_send`` (False: the run that
+        wants it was cancelled) are checked in this thread, then ``on_attempt(n)`` (the money
+        component notes the attempt on disk; whatever it raises stops the send). The usage-log
+        wait is ``log_wait_seconds`` (default: env FLUX2_LORA_LOG_WAIT, read before sending).
 
         The request first waits for one of the process's request slots
         (``request_slots``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
@@ -398,62 +414,60 @@ class ApiClient:
         never travels along with them.
         """
         request_id = request_id or new_request_id()
-        if not is_valid_request_id(request_id):
-            raise ValueError(f"request id {request_id!r} is not 1-128 characters of A-Z a-z 0-9 . _ : -")
+        if not is_valid_request_id(attempt_request_id(request_id, 99)):
+            raise ValueError(f"request id {request_id!r} is not 1-125 characters of A-Z a-z 0-9 . _ : -")
+        wait = log_wait() if log_wait_seconds is None else log_wait_seconds
         with request_slots().slot(cancel):
-            return self._generate(body, cancel, request_id)
+            return self._generate(body, cancel, request_id, may_send, wait, on_attempt)
 
-    def _generate(self, body: dict[str, Any], cancel: threading.Event | None, request_id: str) -> GenerationResponse:
+    def _generate(self, body: dict[str, Any], cancel: threading.Event | None, request_id: str,
+                  may_send: Callable[[], bool] | None, wait: float,
+                  on_attempt: Callable[[int], None] | None) -> GenerationResponse:
         url = f"{self.base_url}/images/generations"
         attempts = 0
         retry_number = 0
-        answered_errors = 0  # earlier attempts answered with an error; each may have left a failed row
-        known_rows: set[str] = set()  # failed rows already acted on
         resent = 0
         first_sent = time.time()
         while True:
             attempts += 1
-            if cancel is not None and cancel.is_set():
+            if (cancel is not None and cancel.is_set()) or (may_send is not None and not may_send()):
                 raise Cancelled("Cancelled before sending.")
+            if on_attempt is not None:
+                on_attempt(attempts)
+            attempt_id = attempt_request_id(request_id, attempts)
             started = time.monotonic()
-            outcome = self._post_once(url, body, request_id)
+            outcome = self._post_once(url, body, attempt_id)
             ambiguous_error: Flux2Error | None = None
             if isinstance(outcome, _PostFailure) and outcome.ambiguous:
                 ambiguous_error = outcome.error
             elif isinstance(outcome, _PostFailure):
                 if not outcome.retryable or retry_number >= self.retry.max_retries:
                     raise outcome.error
-                wait = self.retry.backoff(retry_number)
+                pause = self.retry.backoff(retry_number)
                 retry_number += 1
                 log.info("connection to %s failed (%s); retry %d in %.1f s",
-                         urlsplit(url).hostname, outcome.reason, attempts, wait)
-                sleep_or_cancel(wait, cancel)
+                         urlsplit(url).hostname, outcome.reason, attempts, pause)
+                sleep_or_cancel(pause, cancel)
                 continue
             else:
                 ambiguous_error = self._late_server_error(outcome, started, attempts)
-                if ambiguous_error is None and outcome.status_code != 200:
-                    answered_errors += 1
             if ambiguous_error is not None:
                 try:
-                    verdict = wait_for_verdict(self, request_id, first_sent, known=known_rows,
-                                               earlier_errors=answered_errors, wait=log_wait(), cancel=cancel)
+                    verdict = wait_for_verdict(self, request_id, attempt_id, first_sent, wait=wait, cancel=cancel)
                 except Cancelled:
                     # Not a plain Cancelled: this request was sent and may have been billed.
                     verdict = None
                 if verdict is None:
-                    raise _with_request_id(ambiguous_error, request_id, "Cancel ended the wait for the usage logs "
+                    raise _with_request_id(ambiguous_error, attempt_id, "Cancel ended the wait for the usage logs "
                                            "before they told whether it was billed", may_have_billed=True)
                 if verdict.row is not None and verdict.row.status == "succeeded":
                     raise _billed_error(ambiguous_error, request_id, verdict.row)
                 if verdict.row is None or resent >= MAX_LOG_RESENDS:
                     note = verdict.note if verdict.row is None else (
                         f"the usage logs show it failed again; not sent a {resent + 2}th time")
-                    raise _with_request_id(ambiguous_error, request_id, note, may_have_billed=verdict.row is None)
-                # Every failed row seen now is accounted for, the earlier error answers' included.
-                known_rows.update(row.identity for row in verdict.failed_rows)
-                answered_errors = 0
+                    raise _with_request_id(ambiguous_error, attempt_id, note, may_have_billed=verdict.row is None)
                 resent += 1
-                log.info("usage logs show request %s failed (not billed); sending it again", request_id)
+                log.info("usage logs show attempt %s failed (not billed); sending it again", attempt_id)
                 continue
             response = outcome
             log.debug("POST %s -> %d in %.2f s; sent headers %s", url, response.status_code,
@@ -465,11 +479,11 @@ class ApiClient:
                 return parsed
             note = ""
             if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
-                wait = self._wait_for(response, retry_number)
-                if wait is not None:
-                    log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, wait)
+                pause = self._wait_for(response, retry_number)
+                if pause is not None:
+                    log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, pause)
                     retry_number += 1
-                    sleep_or_cancel(wait, cancel)
+                    sleep_or_cancel(pause, cancel)
                     continue
                 note = (f" It asked to retry after {self._asked_wait(response):.0f} s, longer than the "
                         f"{self.retry.max_retry_after:.0f} s this pack waits, so it was not retried.")

@@ -63,6 +63,12 @@ class Listener:
     offset: int
     sink: ImageSink
     events: queue.SimpleQueue = field(repr=False)
+    # The run's Cancel, read without clearing it: the sending thread asks it right before each POST.
+    is_cancelled: Callable[[], bool] | None = field(default=None, repr=False)
+
+    def wants(self) -> bool:
+        """Whether the run still wants the answer (not cancelled)."""
+        return self.is_cancelled is None or not self.is_cancelled()
 
 
 # Requests in flight by (cache folder, cache key): a joined request saves where its joiners look.
@@ -75,11 +81,12 @@ class SharedRequest:
 
     def __init__(self, client: ApiClient, body: dict[str, Any], executor: Executor, *, key: str | None = None,
                  cache: ResultCache | None = None, budget: CreditBudget | None = None,
-                 hold: Hold | None = None) -> None:
+                 hold: Hold | None = None, log_wait: float | None = None) -> None:
         self.client = client
         self.body = body
-        # Our X-Client-Request-Id for this POST, kept on its retries (the usage logs are searched by it).
-        self.request_id = new_request_id()
+        # Our request id (its hold's in the ledger); attempt n is sent as "<id>.<n>" (see usage_logs).
+        self.request_id = hold.request_id if hold is not None else new_request_id()
+        self._log_wait = log_wait
         self.count = int(body["num_images"])
         self.key = key if cache is not None else None
         self._slot = (str(cache.root), key) if cache is not None and key is not None else None
@@ -170,11 +177,13 @@ class SharedRequest:
     def _post(self) -> GenerationResponse | None:
         while True:
             try:
-                response = self.client.generate(self.body, self._send_cancel, self.request_id)
+                response = self.client.generate(self.body, self._send_cancel, self.request_id,
+                                                may_send=self._wanted, log_wait_seconds=self._log_wait,
+                                                on_attempt=self._note_attempt)
             except Cancelled:
                 # Nothing was sent (or only what was surely refused). A run may have joined meanwhile.
                 with _registry_lock, self._lock:
-                    if self._listeners:
+                    if any(listener.wants() for listener in self._listeners):
                         self._send_cancel.clear()
                         continue
                     self._unsent = True
@@ -196,6 +205,16 @@ class SharedRequest:
                 self._budget.settle(self._hold, response.credits_used, usd=response.usd_spent,
                                     request_id=response.request_id, inference_id=response.inference_id)
             return response
+
+    def _wanted(self) -> bool:
+        """Whether a run still wants this request sent: asked in the sending thread right before each POST."""
+        with self._lock:
+            return any(listener.wants() for listener in self._listeners)
+
+    def _note_attempt(self, attempt: int) -> None:
+        # The ledger learns of each attempt before it is sent (a restart then knows which rows to ask for).
+        if self._budget is not None and self._hold is not None:
+            self._budget.note_attempt(self._hold, attempt)
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:

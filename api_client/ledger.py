@@ -1,4 +1,4 @@
-"""The spending ledger: every billed request, kept on disk so a budget survives restarts.
+"""The spending ledger: every billed request and every request in flight, kept on disk.
 
 A small SQLite file (the standard library's ``sqlite3``) in ComfyUI's user folder
 (``<user>/flux2_lora/spending.sqlite3``; env ``FLUX2_LORA_LEDGER`` names another file;
@@ -8,18 +8,31 @@ writer work at once, every write is one short transaction, and a writer that fin
 file busy waits up to ``BUSY_TIMEOUT`` seconds. A request id is recorded once, so a
 billed request can never be counted twice.
 
+Two tables: ``spend`` (what was billed) and ``holds`` (requests admitted and not settled
+yet, each at its estimated cost). A hold is written before its POST is sent and replaced
+by its cost, in one transaction, when the answer (or the usage logs) says what it cost;
+so a process that dies mid-request leaves its hold counting, and the next process asks
+the usage logs about it (``money.py``). ``admit`` checks the budget and writes the holds
+in one exclusive transaction, so two processes can never both take the last credits.
+
+The schema is made on every open (it costs nothing when it is there), so a file replaced
+while ComfyUI runs, as the error message advises, works at once. A write that fails is
+kept in memory, counted in every total, and written with the next write that succeeds.
+
 A damaged or locked file never blocks a generation silently: ``LedgerError`` says which
-file, what is wrong and what to do. The budget (``budget.py``) turns it into a clear
-error only while a per-day/month/all-time budget needs the ledger, else a logged warning.
+file, what is wrong and what to do. The money component turns it into a clear error only
+while a per-day/month/all-time budget needs the ledger, else a logged warning.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +52,21 @@ CREATE TABLE IF NOT EXISTS spend (
     pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS spend_at ON spend (at);
+CREATE TABLE IF NOT EXISTS holds (
+    request_id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    credits REAL,
+    usd REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    host TEXT,
+    pid INTEGER,
+    owner TEXT
+);
 """
+# Who holds a hold: this host, this process id, and a token telling this process from one that
+# had the same id before a restart.
+HOST = socket.gethostname()[:200]
+PROCESS_TOKEN = f"{os.getpid()}-{os.urandom(8).hex()}"
 
 
 class LedgerError(Flux2Error):
@@ -68,14 +95,51 @@ def period_start(period: str, now: float | None = None) -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class HoldRow:
+    """One request in flight as the ledger keeps it (``credits``/``usd``: its estimate, None if unknown)."""
+
+    request_id: str
+    at: float
+    credits: float | None
+    usd: float | None
+    attempts: int
+    host: str | None
+    pid: int | None
+    owner: str | None
+
+    def orphaned(self) -> bool:
+        """Left by a process of this host that is gone: nobody will settle it but the usage logs."""
+        if self.owner == PROCESS_TOKEN or self.host != HOST or self.pid is None:
+            return False
+        if self.pid == os.getpid():
+            return True  # this pid, another token: an earlier process that had our id
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False  # alive, another user's
+        return False
+
+
+@dataclass(frozen=True)
+class _SpendRow:
+    at: float
+    credits: float
+    usd: float | None
+    request_id: str | None
+    inference_id: str | None
+
+
 class SpendingLedger:
     """One ledger file; thread-safe (a connection per call) and shared safely by processes."""
 
     def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._ready = False
         self._lock = threading.Lock()
+        self._pending: list[_SpendRow] = []  # billed requests not written yet (the file failed)
 
     def __repr__(self) -> str:
         return f"SpendingLedger({str(self.path)!r})"
@@ -98,47 +162,131 @@ class SpendingLedger:
         return LedgerError(f"The Flux2 LoRA spending ledger {self.path} could not be {doing}: {why}. {hint}")
 
     def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            with self._lock:
-                if not self._ready:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                    conn.executescript(_SCHEMA)
-                    self._ready = True
+            # On every open: a file replaced or emptied meanwhile gets its tables back at once.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def record(self, credits: float, usd: float | None = None, request_id: str | None = None,
-               inference_id: str | None = None, at: float | None = None) -> bool:
-        """Write one billed request; False if ``request_id`` was recorded before (never counted twice)."""
+    def _write(self, doing: str, work: Callable[[sqlite3.Connection], object]) -> object:
+        """Run ``work`` in one exclusive transaction, after writing what earlier failures left pending."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._connect()
             try:
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO spend (at, credits, usd, request_id, inference_id, pid) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (time.time() if at is None else at, float(credits), usd, request_id, inference_id, os.getpid()))
-                return cursor.rowcount == 1
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    with self._lock:
+                        pending = list(self._pending)
+                    for row in pending:
+                        self._insert_spend(conn, row)
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                with self._lock:
+                    self._pending = [row for row in self._pending if row not in pending]
+                return result
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
-            raise self._fail(exc, "written") from None
+            raise self._fail(exc, doing) from None
 
-    def total(self, since: float | None = None) -> float:
-        """Credits recorded since the Unix time ``since`` (None: all time); 0 when there is no ledger yet."""
-        if not self.path.exists():
-            return 0.0
+    @staticmethod
+    def _insert_spend(conn: sqlite3.Connection, row: _SpendRow) -> bool:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO spend (at, credits, usd, request_id, inference_id, pid) VALUES (?, ?, ?, ?, ?, ?)",
+            (row.at, row.credits, row.usd, row.request_id, row.inference_id, os.getpid()))
+        if row.request_id is not None:
+            conn.execute("DELETE FROM holds WHERE request_id = ?", (row.request_id,))
+        return cursor.rowcount == 1
+
+    def record(self, credits: float, usd: float | None = None, request_id: str | None = None,
+               inference_id: str | None = None, at: float | None = None) -> bool:
+        """Write one billed request (and end its hold); False if ``request_id`` was recorded before.
+
+        If the file cannot be written, the row is kept in memory (counted by ``total``) and
+        written with the next write that succeeds; the ``LedgerError`` still says what is wrong.
+        """
+        row = _SpendRow(time.time() if at is None else at, float(credits), usd, request_id, inference_id)
+        try:
+            return bool(self._write("written", lambda conn: self._insert_spend(conn, row)))
+        except LedgerError:
+            with self._lock:
+                if all(p.request_id is None or p.request_id != row.request_id for p in self._pending):
+                    self._pending.append(row)
+            raise
+
+    def _read(self, query: str, args: Sequence[object]) -> list[tuple]:
         try:
             conn = self._connect()
             try:
-                row = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM spend WHERE ? IS NULL OR at >= ?",
-                                   (since, since)).fetchone()
+                return conn.execute(query, args).fetchall()
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc, "read") from None
-        return float(row[0])
+
+    def _pending_total(self, since: float | None) -> float:
+        with self._lock:
+            return sum(row.credits for row in self._pending if since is None or row.at >= since)
+
+    def total(self, since: float | None = None) -> float:
+        """Credits billed since the Unix time ``since`` (None: all time); 0 when there is no ledger yet."""
+        if not self.path.exists():
+            return self._pending_total(since)
+        row = self._read("SELECT COALESCE(SUM(credits), 0) FROM spend WHERE ? IS NULL OR at >= ?", (since, since))
+        return float(row[0][0]) + self._pending_total(since)
+
+    def committed(self, since: float | None = None) -> tuple[float, float]:
+        """(credits billed, credits held by requests in flight at their estimates) since ``since``."""
+        held = 0.0
+        if self.path.exists():
+            held = float(self._read("SELECT COALESCE(SUM(credits), 0) FROM holds WHERE ? IS NULL OR at >= ?",
+                                    (since, since))[0][0])
+        return self.total(since), held
+
+    def admit(self, holds: Sequence[tuple[str, float | None, float | None]], since: float | None,
+              check: Callable[[float, float], None]) -> None:
+        """Write ``holds`` ((request id, credits, usd) estimates) after ``check(spent, held)`` let them in.
+
+        One exclusive transaction: no other process can admit between the check and the writes.
+        Whatever ``check`` raises (the budget's refusal) leaves the ledger as it was.
+        """
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            spent = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM spend WHERE ? IS NULL OR at >= ?",
+                                 (since, since)).fetchone()[0]
+            held = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM holds WHERE ? IS NULL OR at >= ?",
+                                (since, since)).fetchone()[0]
+            check(float(spent) + self._pending_total(since), float(held))
+            conn.executemany(
+                "INSERT OR REPLACE INTO holds (request_id, at, credits, usd, attempts, host, pid, owner) "
+                "VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                [(rid, now, credits, usd, HOST, os.getpid(), PROCESS_TOKEN) for rid, credits, usd in holds])
+
+        self._write("written", work)
+
+    def note_attempt(self, request_id: str, attempt: int) -> None:
+        """Say that attempt ``attempt`` of a held request is about to be sent (before it is)."""
+        self._write("written", lambda conn: conn.execute(
+            "UPDATE holds SET attempts = MAX(attempts, ?) WHERE request_id = ?", (attempt, request_id)))
+
+    def drop_hold(self, request_id: str) -> None:
+        """End a hold without cost: the request surely was not billed (or never sent)."""
+        self._write("written", lambda conn: conn.execute("DELETE FROM holds WHERE request_id = ?", (request_id,)))
+
+    def holds(self) -> list[HoldRow]:
+        """Every hold still open, oldest first."""
+        if not self.path.exists():
+            return []
+        rows = self._read("SELECT request_id, at, credits, usd, attempts, host, pid, owner FROM holds ORDER BY at",
+                          ())
+        return [HoldRow(*row) for row in rows]

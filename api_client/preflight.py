@@ -1,10 +1,10 @@
 """A run's money checks just before it sends anything, and what it learns afterwards.
 
 Before sending: the price of exactly the requests about to go out (not those the cache
-or another run answers), then the balance floor with that estimate (``balance.py``),
-which may refuse the run. After: the credits-per-USD rate the answers showed, kept in
-the price file so prices can be shown in credits. Nothing here fails a generation
-because prices or the balance are unavailable; only a floor that would be crossed does.
+or another run answers), request by request; the money component then checks the
+balance floor with those estimates when it admits the run (``money.py``). After: the
+credits-per-USD rate the answers showed, kept in the price file so prices can be shown
+in credits. Nothing here fails a generation because a price is unavailable.
 """
 
 from __future__ import annotations
@@ -34,15 +34,29 @@ class RunMoney:
         self.quote: Quote | None = None
         self.balance: Balance | None = None
 
-    def before_send(self, bodies: list[dict]) -> None:
-        """Quote the requests about to be sent, then refuse the run if it would cross the balance floor."""
+    def before_send(self, bodies: list[dict]) -> list[float | None]:
+        """Quote the requests about to be sent; their estimated USD each, for the balance floor.
+
+        The floor itself is checked by the money component when it admits the run, with the
+        USD held by requests in flight counted (``money.Money.admit``).
+        """
         self.client = self._client.get() if isinstance(self._client, LazyClient) else self._client
-        try:
-            self.quote = run_quote(self.book, self.client, bodies)
-        except Exception as exc:  # a price is never a reason to fail a generation
-            log.warning("price not quoted: %s", type(exc).__name__)
-            self.quote = Quote(None, None, "Price unknown: it could not be worked out.")
-        self.balance = self.floor.check(self.client, self.quote.usd, len(bodies))
+        quotes: list[Quote] = []
+        for body in bodies:
+            try:
+                quotes.append(run_quote(self.book, self.client, [body]))
+            except Exception as exc:  # a price is never a reason to fail a generation
+                log.warning("price not quoted: %s", type(exc).__name__)
+                quotes.append(Quote(None, None, "Price unknown: it could not be worked out."))
+        unknown = next((q for q in quotes if q.usd is None), None)
+        if unknown is not None:
+            self.quote = unknown
+        else:
+            credits = [q.credits for q in quotes]
+            self.quote = Quote(sum(q.usd or 0.0 for q in quotes),
+                               None if any(c is None for c in credits) else sum(c or 0.0 for c in credits),
+                               quotes[-1].note if quotes else "")
+        return [q.usd for q in quotes]
 
     def after(self, credits: float | None, usd: float | None) -> None:
         """Keep the credits-per-USD rate the run's cost headers showed."""

@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -108,15 +108,30 @@ def _text(value: Any) -> str | None:
     return value[:200] if isinstance(value, str) and value else None
 
 
+def attempt_request_id(request_id: str, attempt: int) -> str:
+    """The X-Client-Request-Id of attempt ``attempt`` (1, 2, ...) of ``request_id``: ``<request id>.<attempt>``.
+
+    One id per attempt, so every usage-log row maps to exactly one attempt; all share the
+    request's id as their prefix, so the request's rows are found together.
+    """
+    return f"{request_id}.{attempt}"
+
+
+def belongs_to(row: LogRow, request_id: str) -> bool:
+    """Whether ``row`` is of an attempt of ``request_id`` (or of the request itself)."""
+    found = row.client_request_id
+    return found is not None and (found == request_id or found.startswith(f"{request_id}."))
+
+
 def rows_for(client: ApiClient, request_id: str, sent_at: float) -> list[LogRow]:
-    """Every row carrying ``request_id`` in a window around ``sent_at`` (a Unix time)."""
+    """Every row of an attempt of ``request_id`` in a window around ``sent_at`` (a Unix time)."""
     params = [("start", _iso(sent_at - WINDOW_MARGIN)), ("end", _iso(time.time() + WINDOW_MARGIN)),
               ("limit", str(PAGE_LIMIT))]
     found: list[LogRow] = []
     for page in range(MAX_PAGES):
         answer = service_get(client, LOGS_PATH, [*params, ("offset", str(page * PAGE_LIMIT))])
         rows, has_more = parse_log_page(answer.payload)
-        found += [row for row in rows if row.client_request_id == request_id]
+        found += [row for row in rows if belongs_to(row, request_id)]
         if not has_more:
             break
     return found
@@ -124,22 +139,19 @@ def rows_for(client: ApiClient, request_id: str, sent_at: float) -> list[LogRow]
 
 @dataclass(frozen=True)
 class LogVerdict:
-    """What the logs say about the latest attempt: a row (succeeded or failed), or none and why."""
+    """What the logs say: a ``succeeded`` row of any attempt, or the ``failed`` row of the latest one, or none."""
 
     row: LogRow | None
-    failed_rows: tuple[LogRow, ...] = ()
     note: str = ""
 
 
-def wait_for_verdict(client: ApiClient, request_id: str, sent_at: float, *, known: Collection[str],
-                     earlier_errors: int, wait: float, cancel: threading.Event | None,
-                     interval: float = POLL_INTERVAL) -> LogVerdict:
-    """Poll the logs until they tell what the latest attempt of ``request_id`` did, for at most ``wait`` s.
+def wait_for_verdict(client: ApiClient, request_id: str, attempt_id: str, sent_at: float, *, wait: float,
+                     cancel: threading.Event | None, interval: float = POLL_INTERVAL) -> LogVerdict:
+    """Poll the logs until they tell what attempt ``attempt_id`` of ``request_id`` did, for at most ``wait`` s.
 
-    A ``succeeded`` row means it was billed. A ``failed`` row counts only if it is not
-    one already acted on (``known``) and not one an earlier attempt's error answer may
-    have left (``earlier_errors`` of them): only a failed row that can belong to the
-    latest attempt alone lets it be sent again, so nothing is ever sent twice on a guess.
+    A ``succeeded`` row of any attempt means the request was billed. Only the ``failed`` row of
+    this very attempt (its own X-Client-Request-Id) says it ended unbilled: a row of an earlier
+    attempt never does, so nothing is sent again while this attempt may still be running.
     """
     if wait <= 0:
         return LogVerdict(None, note=f"the usage logs were not asked ({LOG_WAIT_ENV}=0)")
@@ -160,9 +172,9 @@ def wait_for_verdict(client: ApiClient, request_id: str, sent_at: float, *, know
         succeeded = [row for row in rows if row.status == "succeeded"]
         if succeeded:
             return LogVerdict(succeeded[0])
-        fresh = [row for row in rows if row.status == "failed" and row.identity not in known]
-        if len(fresh) > earlier_errors:
-            return LogVerdict(fresh[0], failed_rows=tuple(fresh))
+        mine = [row for row in rows if row.status == "failed" and row.client_request_id == attempt_id]
+        if mine:
+            return LogVerdict(mine[0])
         left = deadline - time.monotonic()
         if left <= 0:
             return LogVerdict(None, note=reason)

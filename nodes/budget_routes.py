@@ -1,7 +1,8 @@
 """The pack's budget route in ComfyUI's server: GET and POST /flux2_lora/budget.
 
 The frontend setting "Credit budget" (web/js/flux2_lora.js) posts its value here when
-it changes and once at start-up, since this process keeps it only in memory. The logic
+it changes and once at start-up; the pack keeps every value set here on disk (in
+ComfyUI's user folder), so it holds from the next start-up before any page connects. The logic
 lives in api_client/budget.py; these handlers only move bytes in and JSON out.
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api_client.budget import budget_get_answer, budget_post_answer, credit_budget
+from ..api_client.budget import budget_get_answer, budget_post_answer
+from .comfy_hooks import comfy_money
 from .key_routes import add_pack_route, json_answer, read_body
 
 BUDGET_ROUTE = "/flux2_lora/budget"
@@ -19,10 +21,10 @@ def register_budget_routes() -> bool:
     """Add the budget route to ComfyUI's server; False (and nothing done) outside ComfyUI."""
 
     async def get_budget(request: Any) -> Any:
-        return json_answer(*budget_get_answer(credit_budget()))
+        return json_answer(*budget_get_answer(comfy_money()))
 
     async def post_budget(request: Any) -> Any:
         body = await read_body(request)
-        return json_answer(*budget_post_answer(body, request.content_type, credit_budget()))
+        return json_answer(*budget_post_answer(body, request.content_type, comfy_money()))
 
     return add_pack_route(BUDGET_ROUTE, get_budget, post_budget)

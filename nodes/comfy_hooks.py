@@ -60,6 +60,21 @@ def comfy_key_files() -> list[Path]:
     return [path] if adopt_legacy_key(legacy, path) else [path, legacy]
 
 
+def comfy_money() -> Any:
+    """The process's money component, keeping its settings and ledger in ComfyUI's user folder.
+
+    Its settings made in ComfyUI are read from there on first use, so they hold from start-up.
+    """
+    from ..api_client.budget import credit_budget
+    from ..api_client.ledger import default_ledger_path
+
+    money = credit_budget()
+    user_dir = comfy_user_dir()
+    money.use_user_dir(user_dir)
+    money.use_ledger(default_ledger_path(user_dir))
+    return money
+
+
 def comfy_interrupted() -> bool:
     """Whether ComfyUI's interrupt flag (Cancel) is set; reading it does not clear it."""
     check = getattr(_comfy_module("comfy.model_management"), "processing_interrupted", None)
@@ -109,6 +124,10 @@ class RunHooks:
         """Raise ComfyUI's interrupt exception if the user pressed Cancel."""
         if self._throw_if_interrupted is not None:
             self._throw_if_interrupted()
+
+    def is_cancelled(self) -> bool:
+        """Whether Cancel was pressed, without clearing ComfyUI's flag (asked by the sending threads)."""
+        return comfy_interrupted()
 
     def progress(self, done: int, total: int) -> None:
         """Move ComfyUI's progress bar for this node."""

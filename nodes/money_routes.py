@@ -16,7 +16,7 @@ from typing import Any
 
 from ..api_client.config import resolve_api_key, resolve_base_url
 from ..api_client.errors import ConfigError
-from .comfy_hooks import comfy_key_files, comfy_user_dir
+from .comfy_hooks import comfy_key_files, comfy_money, comfy_user_dir
 from .key_routes import add_pack_route, json_answer, read_body
 
 BALANCE_ROUTE = "/flux2_lora/balance"
@@ -35,9 +35,9 @@ def _client() -> Any:
 
 def balance_answer() -> tuple[int, dict[str, Any]]:
     """Ask the balance now (if a key is set) and answer the floor's status."""
-    from ..api_client.balance import balance_floor
+    from ..api_client.balance import BalanceFloor
 
-    floor = balance_floor()
+    floor = BalanceFloor(comfy_money())
     client = _client()
     if client is None:
         return 200, {**floor.status(), "message": "Balance unknown: no AI/ML API key is set."}
@@ -60,10 +60,10 @@ def register_money_routes() -> bool:
 
     async def post_balance(request: Any) -> Any:
         # The HTTP client's modules load on first use, not while ComfyUI starts.
-        from ..api_client.balance import balance_floor, balance_post_answer
+        from ..api_client.balance import BalanceFloor, balance_post_answer
 
         body = await read_body(request)
-        return json_answer(*balance_post_answer(body, request.content_type, balance_floor()))
+        return json_answer(*balance_post_answer(body, request.content_type, BalanceFloor(comfy_money())))
 
     async def get_price(request: Any) -> Any:
         return json_answer(*await asyncio.to_thread(price_answer, dict(request.query)))

@@ -78,6 +78,10 @@ class WorkerHooks:
         if self.cancel_event.is_set():
             raise Cancelled("Cancelled: the node stopped waiting.")
 
+    def is_cancelled(self) -> bool:
+        """Whether the node was cancelled (asked by sending threads right before each POST)."""
+        return self.cancel_event.is_set()
+
     def progress(self, done: int, total: int) -> None:
         self._latest = (done, total)
 

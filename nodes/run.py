@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..api_client.budget import credit_budget
 from ..api_client.cache import open_result_cache
 from ..api_client.config import resolve_api_key, resolve_base_url
 from ..api_client.errors import APIResponseError, ImageDecodeError
-from ..api_client.ledger import default_ledger_path
 from ..api_client.limits import LIMITS
 from ..api_client.request import GenerationRequest, check_bool
-from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_user_dir
+from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_money, comfy_user_dir
 
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
@@ -117,8 +115,10 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     # The key is looked up only if a request must be sent: a run answered from the cache needs none.
     client = LazyClient(resolve_base_url(), lambda: resolve_api_key(extra_key_files=key_files, hint=hint))
     cache = open_result_cache(comfy_cache_dir()) if use_cache else None
-    # Spending goes to the ledger in ComfyUI's user folder, so a per-day budget survives restarts.
-    credit_budget().use_ledger(default_ledger_path(comfy_user_dir()))
+    # Spending and holds go to the ledger in ComfyUI's user folder, so a per-day budget survives restarts;
+    # the settings made in ComfyUI are kept there too and apply from the first run.
+    budget = comfy_money()
+    budget.settings()  # every money setting validated before anything is sent
     money = run_money(client, comfy_user_dir())
     hooks = hooks if hooks is not None else RunHooks()
     total = sum(r.num_images for r in requests)
@@ -126,7 +126,8 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     sink = TensorSink(total)
     try:
         result = run_batch(client, requests, sink, check_cancel=hooks.check_cancel, on_progress=hooks.progress,
-                           cache=cache, budget=credit_budget(), before_send=money.before_send)
+                           cache=cache, budget=budget, before_send=money.before_send,
+                           is_cancelled=getattr(hooks, "is_cancelled", None))
     finally:
         hooks.status("")
     money.after(result.credits_used, result.usd_spent)
@@ -186,7 +187,7 @@ def node_output(images: torch.Tensor, info: dict) -> dict[str, Any]:
             "flux2_credits": [info["credits_used"]],
             "flux2_images": [info["num_images"]],
             "flux2_cache": [{"state": info["cache"], "text": info["cache_note"]}],
-            "flux2_budget": [credit_budget().snapshot()],
+            "flux2_budget": [comfy_money().snapshot()],
             "flux2_run": [uuid.uuid4().hex],
         },
         "result": (images, json.dumps(info, indent=2)),

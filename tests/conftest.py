@@ -49,16 +49,14 @@ def _server():
 
 
 def _reset_credit_budget() -> None:
-    # A fresh budget object: requests a previous test left in flight settle into the old one.
-    budget_module = sys.modules.get(f"{PACK_NAME}.api_client.budget")
-    if budget_module is not None:
-        budget_module._process_budget = budget_module.CreditBudget()
+    # A fresh money component (what a restart does): requests a previous test left in flight settle
+    # into the old one.
+    money_module = sys.modules.get(f"{PACK_NAME}.api_client.money")
+    if money_module is not None:
+        money_module.reset_process_money()
     estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.estimate")
     if estimate_module is not None:
         estimate_module.forget_prices()
-    balance_module = sys.modules.get(f"{PACK_NAME}.api_client.balance")
-    if balance_module is not None:
-        balance_module._floor = balance_module.BalanceFloor()
 
 
 @pytest.fixture

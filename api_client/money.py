@@ -1,0 +1,823 @@
+"""The money component: the one owner of a run's money, from admission to settlement.
+
+Every paid request goes through one ``Money`` object per process (``process_money()``):
+
+1. **Settings, read once.** The credit budget, its period, the balance floor and the
+   settings a paid request depends on later (the usage-log wait, the timeouts, the request
+   cap) are read and validated together into one ``MoneySettings`` value, again only when
+   an environment variable or a setting changed. A bad value is a ``ConfigError`` before
+   anything is sent, naming the variable, the allowed form and the value. Settings made
+   in ComfyUI (the budget, its period, the floor) are kept by the pack on disk in
+   ComfyUI's user folder (``flux2_lora/settings.json``) the moment they are set, and are
+   in force from start-up, before any page connects.
+2. **Admission.** ``admit`` lets a run's requests in, or refuses them all before any is
+   sent. Every budget is a hard cap: refused when spent + held + the run's own estimate
+   would exceed it. The floor counts the USD held by this process's requests in flight
+   and what was settled since the balance was read. One admission at a time in this
+   process; for a budget per day/month/all time the check and the holds are one
+   exclusive transaction of the ledger, so processes sharing it cannot both take the last
+   credits. Cancel is checked after every wait and once more when the holds are written.
+3. **Holds, on disk before sending.** Each admitted request's hold (its estimate, keyed by
+   its request id) is written to the ledger before its POST, and each attempt is noted
+   before it is sent. A hold ends in ``settle`` (what the answer or the usage logs say it
+   cost) or ``release`` (surely not billed; or ``may_have_billed``: its estimate is spent).
+4. **Holds left by a process that died** still count at their estimate; before admitting
+   a run under a ledger budget the pack asks the usage logs about them by their request ids
+   (``recover_orphans``) and settles or drops them from what the logs say.
+
+Lock discipline: ``_admission`` (one admission at a time; waited for with Cancel) is taken
+before ``_lock`` (the in-memory state: holds, spent, settings, balance); neither is held
+across a network call except ``_admission``, which serialises a run's balance read with its
+holds so that two runs can never both spend the same room above the floor. The ledger
+has its own short lock for its pending writes and is never called with ``_lock`` held.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import BudgetExceededError, Cancelled, ConfigError
+from .ledger import LedgerError, SpendingLedger, period_start
+from .tracing import new_request_id
+
+if TYPE_CHECKING:
+    from .balance import Balance
+    from .client import ApiClient
+
+log = logging.getLogger("flux2_lora")
+
+BUDGET_ENV = "FLUX2_LORA_CREDIT_BUDGET"
+PERIOD_ENV = "FLUX2_LORA_BUDGET_PERIOD"
+PERIODS = ("process", "day", "month", "all")
+SETTINGS_FILE = "settings.json"
+_NO_BUDGET_WORDS = {"", "none", "off"}
+# Environment variables a paid request depends on after it was sent: validated with the money settings.
+_ENV_NAMES = (BUDGET_ENV, PERIOD_ENV, "FLUX2_LORA_BALANCE_FLOOR", "FLUX2_LORA_LOG_WAIT",
+              "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_MAX_IN_FLIGHT")
+# Orphaned holds are asked about at most this often (each ask reads a few pages of /v2/logs).
+RECOVERY_INTERVAL = 10.0
+# What the floor remembers of settled requests, to count those the balance read may not show yet.
+_SETTLED_MEMORY = 600.0
+
+
+def credits_text(value: float) -> str:
+    """``1,000,000 credits``, ``12.5 credits``: grouped digits, never exponent notation."""
+    number = f"{value:,.6f}".rstrip("0").rstrip(".")
+    return f"{number} credit{'' if value == 1 else 's'}"
+
+
+def valid_amount(value: float | None) -> bool:
+    """Whether ``value`` is a finite amount of 0 or more (anything else is unknown, never free)."""
+    return value is not None and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
+    """A budget in credits (0 or more) from text; empty, ``none`` or ``off`` mean no budget."""
+    text = raw.strip().lower()
+    if text in _NO_BUDGET_WORDS:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a number of credits, 0 or more (or empty for no budget); got {raw!r}.")
+    return value
+
+
+def parse_period(raw: str, name: str = PERIOD_ENV) -> str:
+    """A budget period from text: process (or empty), day, month or all."""
+    text = raw.strip().lower() or "process"
+    if text not in PERIODS:
+        raise ConfigError(f"{name} must be one of {', '.join(PERIODS)}; got {raw!r}.")
+    return text
+
+
+@dataclass(frozen=True)
+class MoneySettings:
+    """Every money setting in force, validated, and where each comes from."""
+
+    budget: float | None
+    budget_source: str
+    period: str
+    period_source: str
+    floor: float | None
+    floor_source: str
+    log_wait: float
+
+    @property
+    def ledger_period(self) -> bool:
+        """Whether the budget is counted in the ledger (per day, month or all time)."""
+        return self.budget is not None and self.period != "process"
+
+
+def _read_settings(frontend: Mapping[str, Any], env: Mapping[str, str]) -> MoneySettings:
+    from .balance import FLOOR_ENV, parse_floor
+    from .client import validate_timeouts
+    from .request_slots import parse_max_in_flight
+    from .usage_logs import log_wait
+
+    budget = frontend.get("credit_budget")
+    if budget is not None:
+        budget_source = "the Flux2 LoRA credit budget setting"
+    else:
+        budget = parse_budget(env.get(BUDGET_ENV, ""))
+        budget_source = f"environment variable {BUDGET_ENV}"
+    period = frontend.get("budget_period")
+    if period is not None:
+        period_source = "the Flux2 LoRA budget period setting"
+    else:
+        raw = env.get(PERIOD_ENV, "")
+        period = parse_period(raw)
+        period_source = f"environment variable {PERIOD_ENV}" if raw.strip() else "the default"
+    floor = frontend.get("balance_floor")
+    if floor is not None:
+        floor_source = "the Flux2 LoRA balance floor setting"
+    else:
+        floor = parse_floor(env.get(FLOOR_ENV, ""))
+        floor_source = f"environment variable {FLOOR_ENV}"
+    wait = log_wait(env)
+    validate_timeouts(env)
+    if env.get("FLUX2_LORA_MAX_IN_FLIGHT", "").strip():
+        parse_max_in_flight(env["FLUX2_LORA_MAX_IN_FLIGHT"])
+    return MoneySettings(budget, budget_source, period, period_source, floor, floor_source, wait)
+
+
+class SettingsStore:
+    """The money settings made in ComfyUI, kept in a small JSON file so they hold from start-up."""
+
+    KEYS = ("credit_budget", "budget_period", "balance_floor")
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> dict[str, Any]:
+        """The kept settings ({} without a file); ``ConfigError`` for a file that cannot be read as kept."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConfigError(f"The Flux2 LoRA settings file {self.path} cannot be read ({exc.strerror or exc}); "
+                              "fix its permissions or delete it and set the budget and floor again.") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ConfigError(f"The Flux2 LoRA settings file {self.path} is damaged (not a JSON object); delete it "
+                              "and set the budget and floor again in ComfyUI's settings.")
+        return {key: data.get(key) for key in self.KEYS}
+
+    def save(self, values: Mapping[str, Any]) -> None:
+        """Write ``values`` at once (a temporary file replaced in one step: never half written)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp",
+                                             encoding="utf-8") as fh:
+                json.dump({key: values.get(key) for key in self.KEYS}, fh)
+            os.replace(fh.name, self.path)
+        except OSError as exc:
+            log.warning("Flux2 LoRA settings not kept in %s (%s): they hold until ComfyUI restarts.", self.path,
+                        exc.strerror or exc)
+
+
+def settings_path(user_dir: Path) -> Path:
+    """Where the settings made in ComfyUI are kept: ``<user>/flux2_lora/settings.json``."""
+    return Path(user_dir) / "flux2_lora" / SETTINGS_FILE
+
+
+class Hold:
+    """One admitted request's claim: its estimated credits and USD (None: not known) and its request id."""
+
+    __slots__ = ("estimate", "in_ledger", "open", "request_id", "usd")
+
+    def __init__(self, estimate: float | None, usd: float | None = None, request_id: str | None = None) -> None:
+        self.estimate = estimate
+        self.usd = usd
+        self.request_id = request_id or new_request_id()
+        self.open = True
+        self.in_ledger = False
+
+    def __repr__(self) -> str:
+        return f"Hold(estimate={self.estimate!r}, usd={self.usd!r}, open={self.open})"
+
+
+def _no_cancel() -> None:
+    return None
+
+
+class Money:
+    """The process's money: settings, holds, spending, the last balance; thread-safe (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._admission = threading.Lock()
+        self._spent = 0.0
+        self._holds: list[Hold] = []
+        self._unreported = 0
+        self._frontend: dict[str, Any] = {key: None for key in SettingsStore.KEYS}
+        self._store: SettingsStore | None = None
+        self._store_problem: ConfigError | None = None
+        self._settings_key: tuple | None = None
+        self._settings: MoneySettings | ConfigError | None = None
+        self._ledger: SpendingLedger | None = None
+        self._unrecorded = 0.0  # billed credits the ledger could not take, by this process
+        self._last_balance: Balance | None = None
+        self._balance_problem = ""
+        self._settled_usd: deque[tuple[float, float]] = deque()
+        self._recovered_at = -math.inf
+
+    # -- where things are kept ------------------------------------------------
+
+    def use_ledger(self, path: Path | None) -> None:
+        """Record spending and holds in the ledger file at ``path`` (None: no ledger)."""
+        with self._lock:
+            if path is None:
+                self._ledger = None
+            elif self._ledger is None or self._ledger.path != Path(path):
+                self._ledger = SpendingLedger(Path(path))
+
+    def use_user_dir(self, user_dir: Path | None) -> None:
+        """Keep the settings made in ComfyUI in ``user_dir`` and apply what is kept there (once per folder)."""
+        if user_dir is None:
+            return
+        path = settings_path(user_dir)
+        with self._lock:
+            if self._store is not None and self._store.path == path:
+                return
+            store = self._store = SettingsStore(path)
+        try:
+            kept = store.load()
+            problem = None
+        except ConfigError as exc:
+            kept, problem = {}, exc
+        with self._lock:
+            self._store_problem = problem
+            for key, value in kept.items():
+                try:
+                    self._frontend[key] = self._checked(key, value)
+                except ConfigError as exc:
+                    self._store_problem = ConfigError(f"The Flux2 LoRA settings file {path} holds a bad value: "
+                                                      f"{exc} Set it again in ComfyUI's settings.")
+
+    @staticmethod
+    def _checked(key: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if key == "credit_budget":
+            return parse_budget(str(value), "The credit budget setting")
+        if key == "budget_period":
+            return parse_period(str(value), "The budget period setting")
+        from .balance import parse_floor
+
+        return parse_floor(str(value), "The balance floor setting")
+
+    def _set(self, key: str, value: Any) -> None:
+        value = self._checked(key, value)
+        with self._lock:
+            self._frontend[key] = value
+            values = dict(self._frontend)
+            store = self._store
+        if store is not None:
+            store.save(values)
+
+    @property
+    def ledger(self) -> SpendingLedger | None:
+        with self._lock:
+            return self._ledger
+
+    # -- settings ---------------------------------------------------------------
+
+    def settings(self, environ: Mapping[str, str] | None = None) -> MoneySettings:
+        """Every money setting in force, validated (``ConfigError`` names a bad one); re-read only on a change."""
+        env = os.environ if environ is None else environ
+        with self._lock:
+            frontend = dict(self._frontend)
+            problem = self._store_problem
+        if problem is not None:
+            raise problem
+        key = (tuple(sorted(frontend.items())), tuple(env.get(name) for name in _ENV_NAMES))
+        with self._lock:
+            if environ is None and key == self._settings_key and self._settings is not None:
+                cached = self._settings
+            else:
+                cached = None
+        if cached is None:
+            try:
+                cached = _read_settings(frontend, env)
+            except ConfigError as exc:
+                cached = exc
+            if environ is None:
+                with self._lock:
+                    self._settings_key, self._settings = key, cached
+        if isinstance(cached, ConfigError):
+            raise cached
+        return cached
+
+    @property
+    def setting(self) -> float | None:
+        """The budget from the frontend setting, or None when the environment decides."""
+        with self._lock:
+            return self._frontend["credit_budget"]
+
+    def set_limit(self, limit: float | None) -> None:
+        """The frontend setting: a budget in credits, or None to fall back to the environment. Kept on disk."""
+        self._set("credit_budget", limit)
+
+    @property
+    def period_setting(self) -> str | None:
+        with self._lock:
+            return self._frontend["budget_period"]
+
+    def set_period(self, period: str | None) -> None:
+        """The frontend setting: process, day, month or all; None falls back to the environment. Kept on disk."""
+        self._set("budget_period", period)
+
+    @property
+    def floor_setting(self) -> float | None:
+        with self._lock:
+            return self._frontend["balance_floor"]
+
+    def set_floor(self, floor: float | None) -> None:
+        """The frontend setting: a floor in USD, or None to fall back to the environment. Kept on disk."""
+        self._set("balance_floor", floor)
+
+    def limit(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
+        """The budget in force and where it comes from."""
+        settings = self.settings(environ)
+        return settings.budget, settings.budget_source
+
+    def period(self, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+        """The budget period in force and where it comes from."""
+        settings = self.settings(environ)
+        return settings.period, settings.period_source
+
+    def floor(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
+        """The balance floor in force and where it comes from."""
+        settings = self.settings(environ)
+        return settings.floor, settings.floor_source
+
+    # -- what was spent and is held ------------------------------------------------
+
+    @property
+    def spent(self) -> float:
+        """Credits this process was billed (and estimates of requests that may have been billed)."""
+        with self._lock:
+            return self._spent
+
+    @property
+    def held(self) -> float:
+        """Credits held by this process's requests in flight (unknown estimates count 0 here)."""
+        with self._lock:
+            return sum(h.estimate or 0.0 for h in self._holds)
+
+    @property
+    def held_usd(self) -> float:
+        with self._lock:
+            return sum(h.usd or 0.0 for h in self._holds)
+
+    @property
+    def unreported(self) -> int:
+        """Paid requests whose cost the API did not report as a valid amount."""
+        with self._lock:
+            return self._unreported
+
+    def spent_in(self, period: str) -> float:
+        """Credits spent in ``period``: this process's count, or the ledger's (``LedgerError`` if unreadable)."""
+        if period == "process":
+            return self.spent
+        ledger = self.ledger
+        if ledger is None:
+            raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
+        with self._lock:
+            unrecorded = self._unrecorded
+        return ledger.total(period_start(period)) + unrecorded
+
+    def committed_in(self, period: str) -> tuple[float, float]:
+        """(credits spent, credits held by requests in flight) in ``period``, every process of the ledger counted."""
+        if period == "process":
+            return self.spent, self.held
+        ledger = self.ledger
+        if ledger is None:
+            raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
+        spent, held = ledger.committed(period_start(period))
+        with self._lock:
+            return spent + self._unrecorded, held
+
+    def reset_spent(self) -> None:
+        """Start this process's count from zero (requests in flight keep their holds)."""
+        with self._lock:
+            self._spent = 0.0
+            self._unreported = 0
+
+    def add(self, credits_used: float | None, *, usd: float | None = None, request_id: str | None = None,
+            inference_id: str | None = None) -> None:
+        """Count what one request cost (None: not reported, counted as unreported), here and in the ledger."""
+        known = valid_amount(credits_used)
+        with self._lock:
+            if known:
+                self._spent += credits_used  # type: ignore[operator]
+            else:
+                self._unreported += 1
+        if known:
+            self._record(credits_used, usd, request_id, inference_id)
+
+    def _record(self, credits: float | None, usd: float | None, request_id: str | None,
+                inference_id: str | None) -> None:
+        """Write billed credits to the ledger (ending the request's hold there); a failure is logged and kept."""
+        ledger = self.ledger
+        if ledger is None:
+            return
+        try:
+            if credits:
+                ledger.record(credits, usd, request_id, inference_id)
+            elif request_id is not None:
+                ledger.drop_hold(request_id)
+        except LedgerError as exc:
+            # The money is spent either way: the ledger keeps the row in memory and writes it later.
+            log.warning("%s The %s credits are kept in memory and written when the ledger works again.", exc,
+                        f"{credits or 0:,.0f}")
+
+    # -- admission ------------------------------------------------------------------
+
+    def admit(self, estimates: Sequence[float | None], check_cancel: Callable[[], None] | None = None,
+              poll_interval: float = 0.05, *, usd: Sequence[float | None] | None = None,
+              client: ApiClient | None = None, request_ids: Sequence[str] | None = None) -> list[Hold]:
+        """Admit one run's paid requests (their estimated credits and USD), or refuse them all before any is sent.
+
+        Refused (``BudgetExceededError``) when spent + held + this run's estimate would exceed the
+        budget; (``BalanceFloorError``) when the balance, less what this process holds and settled
+        since it was read, less this run's estimate, would fall below the floor. While a request of
+        unknown cost is in flight under a budget, its answer is waited for first. ``check_cancel``
+        is called after every wait and before returning; whatever it raises ends the admission with
+        nothing held. Every hold returned is in the ledger and must end in ``settle`` or ``release``.
+        """
+        cancel = check_cancel or _no_cancel
+        count = len(estimates)
+        usd = list(usd) if usd is not None else [None] * count
+        ids = list(request_ids) if request_ids is not None else [new_request_id() for _ in range(count)]
+        settings = self.settings()
+        self._wait_for_admission(cancel, poll_interval)
+        try:
+            balance = None
+            if settings.floor is not None and client is not None:
+                balance = self.refresh(client)
+                cancel()
+            if settings.ledger_period and client is not None:
+                self.recover_orphans(client)
+                cancel()
+            holds = self._hold_in_memory(settings, estimates, usd, ids, balance, cancel, poll_interval)
+            try:
+                self._hold_in_ledger(settings, holds)
+                cancel()
+            except BaseException:
+                for hold in holds:
+                    self._close(hold, None)
+                    self._drop_from_ledger(hold)
+                raise
+            return holds
+        finally:
+            self._admission.release()
+
+    def _wait_for_admission(self, cancel: Callable[[], None], poll_interval: float) -> None:
+        while not self._admission.acquire(timeout=poll_interval):
+            cancel()
+        try:
+            cancel()
+        except BaseException:
+            self._admission.release()
+            raise
+
+    def _hold_in_memory(self, settings: MoneySettings, estimates: Sequence[float | None],
+                        usd: Sequence[float | None], ids: Sequence[str], balance: Balance | None,
+                        cancel: Callable[[], None], poll_interval: float) -> list[Hold]:
+        warned = False
+        while True:
+            with self._lock:
+                unknown_in_flight = any(h.estimate is None for h in self._holds)
+                if settings.budget is None or not unknown_in_flight:
+                    self._check_floor(settings, balance, usd, len(estimates))
+                    if settings.budget is not None and settings.period == "process":
+                        self._check_budget(settings, self._spent, sum(h.estimate or 0.0 for h in self._holds),
+                                           estimates)
+                    holds = [Hold(e, u, i) for e, u, i in zip(estimates, usd, ids, strict=True)]
+                    self._holds += holds
+                    return holds
+                if not warned:
+                    log.info("Credit budget: waiting for the answer of a request of unknown cost before sending more.")
+                    warned = True
+                self._changed.wait(poll_interval)
+            cancel()
+
+    def _hold_in_ledger(self, settings: MoneySettings, holds: list[Hold]) -> None:
+        """Write the holds before anything is sent; under a ledger budget, checked in the same transaction."""
+        ledger = self.ledger
+        if ledger is None:
+            if settings.ledger_period:
+                raise LedgerError(f"A budget per {settings.period} needs the spending ledger, which is not set up "
+                                  "here.")
+            return
+        rows = [(h.request_id, h.estimate, h.usd) for h in holds]
+        estimates = [h.estimate for h in holds]
+
+        def check(spent: float, held: float) -> None:
+            if settings.ledger_period:
+                with self._lock:
+                    unrecorded = self._unrecorded
+                self._check_budget(settings, spent + unrecorded, held, estimates)
+
+        since = period_start(settings.period) if settings.ledger_period else None
+        try:
+            ledger.admit(rows, since, check)
+        except LedgerError as exc:
+            if settings.ledger_period:
+                raise
+            log.warning("%s Requests in flight are not kept on disk meanwhile.", exc)
+            return
+        for hold in holds:
+            hold.in_ledger = True
+
+    def _check_budget(self, settings: MoneySettings, spent: float, held: float,
+                      estimates: Sequence[float | None]) -> None:
+        """Refuse (``BudgetExceededError``) if spent + held + these estimates would exceed the budget."""
+        limit = settings.budget
+        if limit is None:
+            return
+        known = all(e is not None for e in estimates)
+        own = sum(e or 0.0 for e in estimates)
+        if (spent + held + own <= limit) if known else (spent + held < limit):
+            return
+        raise BudgetExceededError(_refusal(settings, spent, held, own if known else None, len(estimates),
+                                           self._ledger.path if self._ledger else None))
+
+    def _check_floor(self, settings: MoneySettings, balance: Balance | None, usd: Sequence[float | None],
+                     requests: int) -> None:
+        """Refuse (``BalanceFloorError``) a run that would take the balance below the floor (``_lock`` held)."""
+        from .balance import FLOOR_ENV, BalanceFloorError, usd_text
+
+        floor = settings.floor
+        if floor is None:
+            return
+        if balance is None:
+            log.warning("the balance floor of %s was not checked: the balance is unavailable", usd_text(floor))
+            return
+        cutoff = time.time() - _SETTLED_MEMORY
+        while self._settled_usd and self._settled_usd[0][0] < cutoff:
+            self._settled_usd.popleft()
+        committed = sum(h.usd or 0.0 for h in self._holds) + sum(
+            amount for at, amount in self._settled_usd if at >= balance.at)
+        own = None if any(u is None for u in usd) else sum(usd)  # type: ignore[arg-type]
+        after = balance.usd - committed - (own or 0.0)
+        if after >= floor and (own is not None or balance.usd - committed > floor):
+            return
+        asked = "request was" if requests == 1 else f"{requests} requests were"
+        held = f" less {usd_text(committed)} held or spent by this ComfyUI's requests since" if committed else ""
+        cost = (f"this run's estimated {usd_text(own)} would leave {usd_text(after)}"
+                if own is not None else "this run's cost cannot be estimated (no price), and the balance "
+                                        "is already at the floor")
+        raise BalanceFloorError(
+            f"Balance floor: the account balance is {usd_text(balance.usd)}{held} and {cost}, below the floor of "
+            f"{usd_text(floor)} (from {settings.floor_source}). This node's {asked} not sent and nothing was billed. "
+            f"Top up at https://aimlapi.com/app/billing, or lower the floor ({FLOOR_ENV} or the setting)."
+        )
+
+    # -- while a request is in flight, and after -------------------------------------------
+
+    def note_attempt(self, hold: Hold, attempt: int) -> None:
+        """Say in the ledger that attempt ``attempt`` of ``hold``'s request is about to be sent.
+
+        If the ledger cannot take it while a ledger budget needs it, ``LedgerError``: not sent.
+        """
+        ledger = self.ledger
+        if ledger is None or not hold.in_ledger:
+            return
+        try:
+            ledger.note_attempt(hold.request_id, attempt)
+        except LedgerError:
+            try:
+                needed = self.settings().ledger_period
+            except ConfigError:
+                needed = True
+            if needed:
+                raise
+            log.warning("attempt %d of request %s not noted in the ledger", attempt, hold.request_id)
+
+    def settle(self, hold: Hold, credits_used: float | None, *, usd: float | None = None,
+               request_id: str | None = None, inference_id: str | None = None) -> None:
+        """The request was billed (its answer or the usage logs say so): its cost replaces its estimate.
+
+        An answer without a valid cost keeps its estimate as the cost and counts as unreported:
+        never free, never a refund. The ledger gets the cost before the hold ends.
+        """
+        if not hold.open:
+            return
+        known = valid_amount(credits_used)
+        cost = credits_used if known else hold.estimate
+        self._record(cost, usd if known else hold.usd, hold.request_id, inference_id)
+        self._close(hold, cost, unreported=not known, usd=usd if valid_amount(usd) else hold.usd)
+
+    def release(self, hold: Hold, may_have_billed: bool = False, request_id: str | None = None) -> None:
+        """The request failed: drop its hold, or (``may_have_billed``) count its estimate as spent."""
+        if not hold.open:
+            return
+        if may_have_billed:
+            log.info("A request that may have been billed failed; counting its estimated %s against the budget.",
+                     credits_text(hold.estimate or 0.0))
+            self._record(hold.estimate, hold.usd, hold.request_id, None)
+            self._close(hold, hold.estimate, usd=hold.usd)
+        else:
+            self._drop_from_ledger(hold)
+            self._close(hold, None)
+
+    def _drop_from_ledger(self, hold: Hold) -> None:
+        ledger = self.ledger
+        if ledger is None or not hold.in_ledger:
+            return
+        try:
+            ledger.drop_hold(hold.request_id)
+        except LedgerError as exc:
+            # Counted at its estimate until the ledger works again: never freed by a failure.
+            log.warning("%s The hold of request %s stays counted meanwhile.", exc, hold.request_id)
+
+    def _close(self, hold: Hold, spent: float | None, unreported: bool = False, usd: float | None = None) -> None:
+        with self._lock:
+            if not hold.open:
+                return
+            hold.open = False
+            self._holds = [h for h in self._holds if h is not hold]
+            if spent:
+                self._spent += spent
+            if usd:
+                self._settled_usd.append((time.time(), usd))
+            self._unreported += unreported
+            self._changed.notify_all()
+
+    # -- the balance --------------------------------------------------------------------
+
+    @property
+    def last_balance(self) -> Balance | None:
+        with self._lock:
+            return self._last_balance
+
+    @property
+    def balance_problem(self) -> str:
+        with self._lock:
+            return self._balance_problem
+
+    def refresh(self, client: ApiClient) -> Balance | None:
+        """Ask the balance now; None (and the reason kept for the panel) when it cannot be had."""
+        from .balance import fetch_balance
+        from .service import ServiceUnavailable
+
+        try:
+            balance = fetch_balance(client)
+        except ServiceUnavailable as exc:
+            with self._lock:
+                self._balance_problem = exc.reason
+            log.warning("account balance unavailable: %s", exc.reason)
+            return None
+        with self._lock:
+            self._last_balance, self._balance_problem = balance, ""
+        return balance
+
+    # -- holds left by a process that died ----------------------------------------------------
+
+    def recover_orphans(self, client: ApiClient, force: bool = False) -> int:
+        """Settle or drop the holds of processes that are gone, from the usage logs; how many were resolved.
+
+        A hold whose request has a ``succeeded`` row is billed at the row's cost (its estimate if
+        the row gives none); one whose every attempt has a ``failed`` row (or that was never sent)
+        is dropped; any other keeps counting at its estimate. Asked at most every
+        ``RECOVERY_INTERVAL`` seconds; a failure of the logs changes nothing.
+        """
+        from .service import ServiceUnavailable
+        from .usage_logs import attempt_request_id, rows_for
+
+        ledger = self.ledger
+        now = time.monotonic()
+        with self._lock:
+            if ledger is None or (not force and now - self._recovered_at < RECOVERY_INTERVAL):
+                return 0
+            self._recovered_at = now
+        try:
+            orphans = [hold for hold in ledger.holds() if hold.orphaned()]
+        except LedgerError as exc:
+            log.warning("%s", exc)
+            return 0
+        resolved = 0
+        for hold in orphans:
+            try:
+                if hold.attempts == 0:
+                    ledger.drop_hold(hold.request_id)  # never sent: the process died before its POST
+                    resolved += 1
+                    continue
+                rows = rows_for(client, hold.request_id, hold.at)
+            except (ServiceUnavailable, LedgerError) as exc:
+                log.warning("request %s left in flight by a stopped ComfyUI still counts at its estimate: %s",
+                            hold.request_id, getattr(exc, "reason", exc))
+                continue
+            succeeded = [row for row in rows if row.status == "succeeded"]
+            failed = {row.client_request_id for row in rows if row.status == "failed"}
+            try:
+                if succeeded:
+                    credits = sum(row.credits if valid_amount(row.credits) else (hold.credits or 0.0)
+                                  for row in succeeded)
+                    usd = sum(row.usd for row in succeeded if valid_amount(row.usd)) or hold.usd
+                    ledger.record(credits, usd, hold.request_id, succeeded[0].inference_id)
+                    log.info("request %s left in flight by a stopped ComfyUI was billed %s (usage logs)",
+                             hold.request_id, credits_text(credits))
+                elif all(attempt_request_id(hold.request_id, n) in failed for n in range(1, hold.attempts + 1)):
+                    ledger.drop_hold(hold.request_id)
+                    log.info("request %s left in flight by a stopped ComfyUI failed (usage logs): not billed",
+                             hold.request_id)
+                else:
+                    continue
+            except LedgerError as exc:
+                log.warning("%s", exc)
+                continue
+            resolved += 1
+        return resolved
+
+    # -- what the frontend shows -----------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """{"spent": credits this process spent, "budget": the limit or None}, for the node's money line.
+
+        With a ledger period also "period" and "period_spent" (None if the ledger cannot be read).
+        """
+        try:
+            settings: MoneySettings | None = self.settings()
+        except ConfigError:
+            settings = None
+        shown: dict[str, Any] = {"spent": self.spent, "budget": settings.budget if settings else None}
+        period = settings.period if settings else "process"
+        if period != "process":
+            try:
+                period_spent: float | None = self.spent_in(period)
+            except LedgerError:
+                period_spent = None
+            shown.update(period=period, period_spent=period_spent)
+        return shown
+
+
+def _refusal(settings: MoneySettings, spent: float, held: float, own: float | None, requests: int,
+             ledger_path: Path | None) -> str:
+    limit = settings.budget or 0.0
+    asked = "request was" if requests == 1 else f"{requests} requests were"
+    in_flight = (f" (and {credits_text(held)} more are held by requests still waiting for their answers)"
+                 if held else "")
+    cost = (f"; this run's estimated {credits_text(own)} would take it to {credits_text(spent + held + own)}"
+            if own is not None else "")
+    cached = " Results already in the cache still run for free."
+    if settings.period == "process":
+        return (f"Credit budget reached: this ComfyUI process has spent {credits_text(spent)}{in_flight} of its "
+                f"budget of {credits_text(limit)} (from {settings.budget_source}){cost}, so this node's {asked} not "
+                f"sent and nothing was billed. Every budget is a hard cap. Raise the budget ({BUDGET_ENV} or the "
+                "setting) or restart ComfyUI to count from zero." + cached)
+    words = {"day": "today (since local midnight)", "month": "this calendar month", "all": "in total (all time)"}
+    per = settings.period if settings.period != "all" else "all time"
+    return (f"Credit budget reached: {credits_text(spent)} spent {words[settings.period]}{in_flight} of a budget of "
+            f"{credits_text(limit)} per {per} (from {settings.budget_source}; period from {settings.period_source})"
+            f"{cost}, counted in the spending ledger {ledger_path or ''} across restarts and ComfyUI processes. "
+            f"This node's {asked} not sent and nothing was billed. Every budget is a hard cap. Raise the budget "
+            f"({BUDGET_ENV} or the setting)" + (", or wait for the next period." if settings.period != "all" else ".")
+            + cached)
+
+
+_process_money: Money | None = None
+_process_money_lock = threading.Lock()
+
+
+def process_money() -> Money:
+    """The money component shared by every node and route of this process (made on first use)."""
+    global _process_money
+    with _process_money_lock:
+        if _process_money is None:
+            _process_money = Money()
+        return _process_money
+
+
+def reset_process_money() -> Money:
+    """A fresh money component for this process (tests: what a restart does); returns it."""
+    global _process_money
+    with _process_money_lock:
+        _process_money = Money()
+        return _process_money
+
+
+__all__ = ["BUDGET_ENV", "PERIODS", "PERIOD_ENV", "Cancelled", "Hold", "Money", "MoneySettings", "SettingsStore",
+           "credits_text", "parse_budget", "parse_period", "process_money", "reset_process_money", "settings_path",
+           "valid_amount"]

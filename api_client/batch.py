@@ -214,6 +214,8 @@ def _collect(result: BatchResult, requests: Sequence[GenerationRequest], offsets
             if k in started:
                 result.add_usd(response.usd_spent)
                 result.inference_ids[slot[k]] = response.inference_id
+                if response.request_id:
+                    result.request_ids[slot[k]] = response.request_id  # the answered attempt's id, as logged
                 result.resent_after_failed_log += response.resent
             # More pictures than asked for are ignored; fewer leave gaps the caller closes.
             wanted = response.images[: requests[k].num_images]

@@ -103,7 +103,8 @@ class ImageRef:
 class GenerationResponse:
     """A successful answer: the pictures and what it cost (None where not reported).
 
-    ``request_id`` is the X-Client-Request-Id it was sent with, ``inference_id`` the API's
+    ``request_id`` is the X-Client-Request-Id of the attempt that was answered (``<request id>.<n>``,
+    as the usage logs list it as ``client_request_id``), ``inference_id`` the API's
     id for it, ``resent`` how often it was sent again because the usage logs showed the
     earlier attempt failed (and so was not billed).
     """
@@ -473,7 +474,7 @@ class ApiClient:
             log.debug("POST %s -> %d in %.2f s; sent headers %s", url, response.status_code,
                       time.monotonic() - started, redacted_headers(response.request.headers))
             if response.status_code == 200:
-                parsed = self._parse_generation(response, request_id, resent)
+                parsed = self._parse_generation(response, attempt_id, resent)
                 if isinstance(parsed, APIResponseError):
                     raise parsed  # raised here, so no frame of the traceback holds the body
                 return parsed

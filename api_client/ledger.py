@@ -204,7 +204,9 @@ class SpendingLedger:
             "INSERT OR IGNORE INTO spend (at, credits, usd, request_id, inference_id, pid) VALUES (?, ?, ?, ?, ?, ?)",
             (row.at, row.credits, row.usd, row.request_id, row.inference_id, os.getpid()))
         if row.request_id is not None:
-            conn.execute("DELETE FROM holds WHERE request_id = ?", (row.request_id,))
+            # The hold is the request's; the cost may come under one attempt's id, "<request id>.<n>".
+            conn.execute("DELETE FROM holds WHERE request_id = ? OR substr(?, 1, length(request_id) + 1) = "
+                         "request_id || '.'", (row.request_id, row.request_id))
         return cursor.rowcount == 1
 
     def record(self, credits: float, usd: float | None = None, request_id: str | None = None,

@@ -234,7 +234,6 @@ class Money:
         self._settings_key: tuple | None = None
         self._settings: MoneySettings | ConfigError | None = None
         self._ledger: SpendingLedger | None = None
-        self._unrecorded = 0.0  # billed credits the ledger could not take, by this process
         self._last_balance: Balance | None = None
         self._balance_problem = ""
         self._settled_usd: deque[tuple[float, float]] = deque()
@@ -402,9 +401,7 @@ class Money:
         ledger = self.ledger
         if ledger is None:
             raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
-        with self._lock:
-            unrecorded = self._unrecorded
-        return ledger.total(period_start(period)) + unrecorded
+        return ledger.total(period_start(period))
 
     def committed_in(self, period: str) -> tuple[float, float]:
         """(credits spent, credits held by requests in flight) in ``period``, every process of the ledger counted."""
@@ -413,9 +410,7 @@ class Money:
         ledger = self.ledger
         if ledger is None:
             raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
-        spent, held = ledger.committed(period_start(period))
-        with self._lock:
-            return spent + self._unrecorded, held
+        return ledger.committed(period_start(period))
 
     def reset_spent(self) -> None:
         """Start this process's count from zero (requests in flight keep their holds)."""
@@ -535,9 +530,7 @@ class Money:
 
         def check(spent: float, held: float) -> None:
             if settings.ledger_period:
-                with self._lock:
-                    unrecorded = self._unrecorded
-                self._check_budget(settings, spent + unrecorded, held, estimates)
+                self._check_budget(settings, spent, held, estimates)
 
         since = period_start(settings.period) if settings.ledger_period else None
         try:
@@ -626,7 +619,7 @@ class Money:
             return
         known = valid_amount(credits_used)
         cost = credits_used if known else hold.estimate
-        self._record(cost, usd if known else hold.usd, hold.request_id, inference_id)
+        self._record(cost, usd if known else hold.usd, request_id or hold.request_id, inference_id)
         self._close(hold, cost, unreported=not known, usd=usd if valid_amount(usd) else hold.usd)
 
     def release(self, hold: Hold, may_have_billed: bool = False, request_id: str | None = None) -> None:

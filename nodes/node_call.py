@@ -75,12 +75,16 @@ class WorkerHooks:
         self._shown: tuple[int, int] | None = None
 
     def check_cancel(self) -> None:
-        if self.cancel_event.is_set():
+        if self.is_cancelled():
             raise Cancelled("Cancelled: the node stopped waiting.")
 
     def is_cancelled(self) -> bool:
-        """Whether the node was cancelled (asked by sending threads right before each POST)."""
-        return self.cancel_event.is_set()
+        """Whether the node was cancelled: by its coroutine, or Cancel pressed and not seen by it yet.
+
+        ComfyUI's flag is read (never cleared) too, so a worker that checks right after Cancel
+        stops even before the coroutine's next look at the flag (asked right before each POST).
+        """
+        return self.cancel_event.is_set() or comfy_interrupted()
 
     def progress(self, done: int, total: int) -> None:
         self._latest = (done, total)

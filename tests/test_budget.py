@@ -23,17 +23,28 @@ def _info(out):
 
 
 def test_budget_refuses_before_sending_once_reached(pack, api, standin, budget, monkeypatch):
-    monkeypatch.setenv("FLUX2_LORA_CREDIT_BUDGET", "200000")
+    monkeypatch.setenv("FLUX2_LORA_CREDIT_BUDGET", "250000")
     generate(pack, seed=1)                           # 120000 spent, below the budget
-    generate(pack, seed=2)                           # allowed; 240000 spent, budget reached
+    generate(pack, seed=2)                           # 240000 spent: within the budget, so allowed
     assert budget.credit_budget().spent == 240000
     with pytest.raises(api.BudgetExceededError) as caught:
-        generate(pack, seed=3, num_images=6)
+        generate(pack, seed=3, num_images=6)         # 240000 + 720000 would exceed it: a hard cap
     assert standin.post_count == 2
     message = str(caught.value)
-    assert "spent 240,000 credits of its budget of 200,000 credits" in message
+    assert "spent 240,000 credits of its budget of 250,000 credits" in message
+    assert "this run's estimated 720,000 credits would take it to 960,000 credits" in message
     assert "environment variable FLUX2_LORA_CREDIT_BUDGET" in message
     assert "this node's 2 requests were not sent and nothing was billed" in message
+
+
+def test_a_run_whose_own_estimate_would_cross_the_budget_is_refused_before_sending(pack, api, standin, budget,
+                                                                                   monkeypatch):
+    # Issue 18, defect 3: budget 130,000, a picture 120,000: the second run would make 240,000.
+    generate(pack, seed=1)                           # the price is known now: 120,000 a picture
+    monkeypatch.setenv("FLUX2_LORA_CREDIT_BUDGET", "250000")
+    with pytest.raises(api.BudgetExceededError, match="would take it to 360,000 credits"):
+        generate(pack, seed=2, num_images=2)
+    assert standin.post_count == 1 and budget.credit_budget().held == 0
 
 
 def test_cached_results_still_run_when_the_budget_is_used_up(pack, standin, budget, monkeypatch):
@@ -116,11 +127,11 @@ def test_requests_in_flight_count_against_the_budget_of_concurrent_runs(pack, ap
     budget.set_credit_budget(250_000)
     standin.latency = 1.0
     outcomes = _run_in_threads(pack, [2, 3, 4])
-    # As if one after another: 120,000 -> 240,000 (below 250,000) -> 360,000 crosses; the third is refused.
+    # A hard cap: 120,000 spent + 120,000 fits in 250,000; a second one in flight would make 360,000.
     refused = [seed for seed, out in outcomes.items() if isinstance(out, api.BudgetExceededError)]
-    assert len(refused) == 1 and standin.post_count == 3
-    assert "more are held by requests still waiting for their answers" in str(outcomes[refused[0]])
-    assert budget.credit_budget().spent == 360_000 and budget.credit_budget().held == 0
+    assert len(refused) == 2 and standin.post_count == 2
+    assert any("more are held by requests still waiting for their answers" in str(outcomes[seed]) for seed in refused)
+    assert budget.credit_budget().spent == 240_000 and budget.credit_budget().held == 0
 
 
 def test_cancel_and_requeue_cannot_overshoot_the_budget(pack, api, standin, budget, comfy):
@@ -145,14 +156,14 @@ def test_cancel_and_requeue_cannot_overshoot_the_budget(pack, api, standin, budg
             outcomes.append(type(exc).__name__)
         ended.set()
         comfy.interrupted = False
-    # The first is cancelled in flight; the second waits for its price, is sent (crossing the budget) and
-    # cancelled; the rest are refused at once, as they would be had each run finished.
-    assert standin.post_count == 2
-    assert outcomes[2:] == ["BudgetExceededError"] * 3
+    # The first (of a price not known yet) is cancelled in flight; the second waits for its answer, which
+    # makes the price known: 120,000 + 120,000 would exceed 130,000, so it and every later one are refused.
+    assert standin.post_count == 1
+    assert outcomes[1:] == ["BudgetExceededError"] * 4
     deadline = time.monotonic() + 5
     while budget.credit_budget().held and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert budget.credit_budget().spent == 240_000
+    assert budget.credit_budget().spent == 120_000
 
 
 def test_request_that_surely_was_not_billed_gives_its_hold_back(pack, api, standin, budget):

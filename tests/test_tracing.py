@@ -74,12 +74,14 @@ def test_every_post_carries_a_valid_distinct_request_id_listed_in_info_with_infe
     assert info["credits_used"] == sum(row["cost"]["credits"] for row in rows.values())
 
 
-def test_a_retry_of_a_request_carries_the_same_request_id(api, standin):
+def test_each_attempt_of_a_request_carries_its_own_id_sharing_the_request_prefix(api, standin):
+    # One X-Client-Request-Id per attempt: every usage-log row maps to exactly one attempt.
     standin.queue_post_faults([{"status": 429, "retry_after": "0"}, {"status": 503, "retry_after": "0"}])
     made = api.ApiClient(TEST_KEY, standin.base_url)
-    response = made.generate(REQUEST_BODY)
+    response = made.generate(REQUEST_BODY, request_id="flux2-abc")
     assert standin.post_count == 3
-    assert len(set(standin.post_request_ids)) == 1 and response.request_id == standin.post_request_ids[0]
+    assert standin.post_request_ids == ["flux2-abc.1", "flux2-abc.2", "flux2-abc.3"]
+    assert response.request_id == "flux2-abc.3"
 
 
 def test_the_credits_header_wins_over_meta_usage(api, standin):
@@ -248,7 +250,8 @@ def test_each_failed_row_sends_at_most_once_and_resends_are_capped(client, api, 
     with pytest.raises(api.Flux2Error, match="failed again; not sent a 4th time"):
         client.generate(REQUEST_BODY)
     time.sleep(1.2)
-    assert standin.post_count == 3 and len(set(standin.post_request_ids)) == 1
+    prefix = standin.post_request_ids[0].rsplit(".", 1)[0]
+    assert standin.post_count == 3 and standin.post_request_ids == [f"{prefix}.{n}" for n in (1, 2, 3)]
 
 
 def test_the_logs_are_asked_on_the_api_host_with_the_key(client, standin):

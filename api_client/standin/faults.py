@@ -63,7 +63,8 @@ POST_KEYS: dict[str, Check] = {
     "cost_headers": lambda v: isinstance(v, bool),
     "credits_header": _is_str,
     "usd_header": _is_str,
-    "inference_header": lambda v: v is False,
+    # False: no x-inference-id header; a string: that header's text instead of the row's inference id.
+    "inference_header": lambda v: v is False or _is_str(v),
 }
 # Keys that decide the whole answer; at most one per fault.
 POST_ACTIONS = ("drop", "body", "data", "status")

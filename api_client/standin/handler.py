@@ -246,7 +246,7 @@ class Handler(BaseHTTPRequestHandler):
         if answer is None:
             return
         if fault.get("inference_header") is not False:
-            answer.headers["x-inference-id"] = inference_id
+            answer.headers["x-inference-id"] = fault.get("inference_header") or inference_id
         if client_request_id and REQUEST_ID.match(client_request_id):
             answer.headers["x-client-request-id"] = client_request_id
         if answer.status == 200 and fault.get("cost_headers", True) and answer.credits is not None:

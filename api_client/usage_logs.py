@@ -165,7 +165,9 @@ def wait_for_verdict(client: ApiClient, request_id: str, sent_at: float, *, know
         if cancel is not None and cancel.is_set():
             raise Cancelled("Cancelled while asking the usage logs what happened to the request.")
         try:
-            rows = rows_for(client, request_id, sent_at, cancel=cancel, deadline=deadline)
+            # Each ask ends by the wait's end, the last one (at the end) given one interval more.
+            rows = rows_for(client, request_id, sent_at, cancel=cancel,
+                            deadline=max(deadline, time.monotonic() + interval))
         except ServiceUnavailable as exc:
             log.warning("usage logs unavailable while checking request %s: %s", request_id, exc.reason)
             if exc.permanent:

@@ -275,6 +275,30 @@ def test_slow_balance_calls_never_stop_the_price_route(money_server, standin):
     assert all(answer["balance"] == 100.0 for answer in answers)
 
 
+def test_a_route_whose_threads_are_all_waiting_answers_busy_at_once(money_server, standin):
+    # The catalogue answers after 4 s: one price call asks, the others wait for its answer.
+    standin.queue_service_faults([{"endpoint": "models", "delay": 4}])
+    routes = sys.modules[f"{PACK_NAME}.nodes.money_routes"]
+    room = routes._price_worker._room  # its threads plus the calls it lets wait
+
+    async def steps(client):
+        params = {"num_images": "1", "preset": "square"}
+        waiting = [asyncio.ensure_future(client.get("/flux2_lora/price", params=params)) for _ in range(room)]
+        for _ in range(500):
+            if standin.accounts.get_counts["models"]:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        extra = await client.get("/flux2_lora/price", params=params)
+        extra_answer = extra.status, await extra.json(), any(task.done() for task in waiting)
+        answers = [(await task).status for task in waiting]
+        return extra_answer, answers
+
+    (status, busy, waited_first), answers = run_client(money_server, steps)
+    assert status == 503 and "try again in a moment" in busy["error"] and not waited_first
+    assert answers == [200] * room and standin.accounts.get_counts["models"] == 1
+
+
 # -- 10. one redaction for everything the service client returns ----------------------------------
 
 def test_an_echoed_key_never_reaches_the_balance_route(money_server, standin):

@@ -409,3 +409,13 @@ def test_the_standin_keeps_a_bounded_history_of_service_get_headers(standin):
     assert standin.accounts.get_counts["models"] == bound + 300
     assert len(standin.accounts.seen_headers) == bound
     assert standin.accounts.seen_headers[-1]["x-number"] == str(bound + 299)
+
+
+def test_every_service_fault_key_is_documented():
+    from api_client.standin import faults
+
+    doc = (Path(__file__).resolve().parents[1] / "api_client" / "standin" / "FAULTS.md").read_text(encoding="utf-8")
+    section = doc[doc.index("(`service`)"):doc.index("### Example")]
+    for key in faults.SERVICE_KEYS:
+        assert f"| `{key}` |" in section, f"service fault {key!r} is not documented in FAULTS.md"
+    assert '"service": [<fault>, ...]' in doc

@@ -30,6 +30,8 @@ from .route_input import Answer, RouteInputError, parse_json_object
 from .service import ServiceUnavailable, finite_amount, service_get
 
 if TYPE_CHECKING:
+    from threading import Event
+
     from .client import ApiClient
 
 log = logging.getLogger("flux2_lora")
@@ -74,7 +76,7 @@ def parse_floor(raw: str, name: str = FLOOR_ENV) -> float | None:
     return value
 
 
-def fetch_balance(client: ApiClient, *, cancel: threading.Event | None = None,
+def fetch_balance(client: ApiClient, *, cancel: Event | None = None,
                   deadline: float | None = None) -> Balance:
     """GET /v2/billing on the API host with the key; ``ServiceUnavailable`` if it gives no usable balance.
 

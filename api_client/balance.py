@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, Flux2Error
 from .route_input import Answer, RouteInputError, parse_json_object
-from .service import ServiceUnavailable, service_get
+from .service import ServiceUnavailable, finite_amount, service_get
 
 if TYPE_CHECKING:
+    from threading import Event
+
     from .client import ApiClient
     from .money import Money
 
@@ -75,15 +77,22 @@ def parse_floor(raw: str, name: str = FLOOR_ENV) -> float | None:
     return value
 
 
-def fetch_balance(client: ApiClient) -> Balance:
-    """GET /v2/billing on the API host with the key; ``ServiceUnavailable`` if it gives no usable balance."""
-    answer = service_get(client, BILLING_PATH)
-    payload = answer.payload
-    value = payload.get("current_balance") if isinstance(payload, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ServiceUnavailable(f"{BILLING_PATH} answered without a current_balance number", permanent=True)
-    currency = payload.get("currency") if isinstance(payload.get("currency"), str) else "USD"
-    return Balance(float(value), currency, time.time())
+def fetch_balance(client: ApiClient, *, cancel: Event | None = None,
+                  deadline: float | None = None) -> Balance:
+    """GET /v2/billing on the API host with the key; ``ServiceUnavailable`` if it gives no usable balance.
+
+    A ``current_balance`` that cannot be read (text, NaN, 400 digits) is no balance, never 0.
+    ``cancel`` and ``deadline`` (monotonic) as for ``service_get``.
+    """
+    answer = service_get(client, BILLING_PATH, cancel=cancel, deadline=deadline)
+    payload = answer.payload if isinstance(answer.payload, dict) else {}
+    value = finite_amount(payload.get("current_balance"))
+    if value is None:
+        raise ServiceUnavailable(f"{BILLING_PATH} answered without a readable current_balance (a number of USD)",
+                                 permanent=True)
+    currency = payload.get("currency")
+    currency = currency.strip()[:16] if isinstance(currency, str) and currency.strip() else "USD"
+    return Balance(value, currency, time.time())
 
 
 class BalanceFloor:

@@ -142,7 +142,7 @@ def run_batch(
         if budget is not None and to_send:
             log_wait = budget.settings().log_wait
             unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
-                                        poll_interval, usd=usd, client=client))
+                                        poll_interval, usd=usd, client=client, is_cancelled=is_cancelled))
         for n, k in enumerate(to_send):
             if check_cancel:
                 check_cancel()  # Cancel after admission: nothing of this run is started

@@ -601,7 +601,7 @@ class ApiClient:
                 return APIResponseError(f"Picture {i + 1} of the API's answer has neither a url nor b64_json.")
             images.append(ImageRef(url=url or None, b64_json=b64 or None))
         # The cost headers win over meta.usage; meta.usage is checked (and a bad amount logged) by _credits.
-        cost = call_cost(response.headers, payload)
+        cost = call_cost(response.headers, payload, self.key.value)
         credits = cost.header_credits if cost.header_credits is not None else _credits(payload)
         return GenerationResponse(images=images, credits_used=credits, request_id=request_id,
                                   inference_id=cost.inference_id, usd_spent=cost.usd_spent, resent=resent)

@@ -57,6 +57,10 @@ class Deadline:
                     conn._flux2_deadline = None
             self._sockets.clear()
 
+    def cut(self) -> None:
+        """End the exchange now (Cancel), as reaching the deadline would: its sockets are shut, ``expired`` is set."""
+        self._fire()
+
     def remaining(self) -> float | None:
         """Seconds left, or None before the clock has started."""
         return None if self.at is None else self.at - time.monotonic()

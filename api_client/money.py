@@ -67,6 +67,8 @@ _ENV_NAMES = (BUDGET_ENV, PERIOD_ENV, "FLUX2_LORA_BALANCE_FLOOR", "FLUX2_LORA_LO
               "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_MAX_IN_FLIGHT")
 # Orphaned holds are asked about at most this often (each ask reads a few pages of /v2/logs).
 RECOVERY_INTERVAL = 10.0
+# How long one admission may spend asking the usage logs about them, all holds together.
+RECOVERY_DEADLINE = 5.0
 # What the floor remembers of settled requests, to count those the balance read may not show yet.
 _SETTLED_MEMORY = 600.0
 
@@ -216,6 +218,25 @@ class Hold:
 
 def _no_cancel() -> None:
     return None
+
+
+class _CancelFlag:
+    """A Cancel read by a function, shaped as the event the service client watches (``is_set``)."""
+
+    def __init__(self, is_cancelled: Callable[[], bool]) -> None:
+        self._is_cancelled = is_cancelled
+
+    def is_set(self) -> bool:
+        return bool(self._is_cancelled())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        end = time.monotonic() + (timeout or 0.0)
+        while not self.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.05, left))
+        return True
 
 
 class Money:
@@ -450,7 +471,8 @@ class Money:
 
     def admit(self, estimates: Sequence[float | None], check_cancel: Callable[[], None] | None = None,
               poll_interval: float = 0.05, *, usd: Sequence[float | None] | None = None,
-              client: ApiClient | None = None, request_ids: Sequence[str] | None = None) -> list[Hold]:
+              client: ApiClient | None = None, request_ids: Sequence[str] | None = None,
+              is_cancelled: Callable[[], bool] | None = None) -> list[Hold]:
         """Admit one run's paid requests (their estimated credits and USD), or refuse them all before any is sent.
 
         Refused (``BudgetExceededError``) when spent + held + this run's estimate would exceed the
@@ -458,22 +480,29 @@ class Money:
         since it was read, less this run's estimate, would fall below the floor. While a request of
         unknown cost is in flight under a budget, its answer is waited for first. ``check_cancel``
         is called after every wait and before returning; whatever it raises ends the admission with
-        nothing held. Every hold returned is in the ledger and must end in ``settle`` or ``release``.
+        nothing held; ``is_cancelled`` (the same Cancel, read without clearing it) also ends the
+        balance read and the usage-log asks at once. Every hold returned is in the ledger and must
+        end in ``settle`` or ``release``.
         """
         cancel = check_cancel or _no_cancel
         count = len(estimates)
         usd = list(usd) if usd is not None else [None] * count
         ids = list(request_ids) if request_ids is not None else [new_request_id() for _ in range(count)]
         settings = self.settings()
+        flag = _CancelFlag(is_cancelled) if is_cancelled is not None else None
         self._wait_for_admission(cancel, poll_interval)
         try:
             balance = None
-            if settings.floor is not None and client is not None:
-                balance = self.refresh(client)
-                cancel()
-            if settings.ledger_period and client is not None:
-                self.recover_orphans(client)
-                cancel()
+            try:
+                if settings.floor is not None and client is not None:
+                    balance = self.refresh(client, flag)
+                    cancel()
+                if settings.ledger_period and client is not None:
+                    self.recover_orphans(client, cancel=flag)
+                    cancel()
+            except Cancelled:
+                cancel()  # the run's own Cancel (ComfyUI's interrupt, say), if it has one
+                raise
             holds = self._hold_in_memory(settings, estimates, usd, ids, balance, cancel, poll_interval)
             try:
                 self._hold_in_ledger(settings, holds)
@@ -670,13 +699,16 @@ class Money:
         with self._lock:
             return self._balance_problem
 
-    def refresh(self, client: ApiClient) -> Balance | None:
-        """Ask the balance now; None (and the reason kept for the panel) when it cannot be had."""
+    def refresh(self, client: ApiClient, cancel: Any = None) -> Balance | None:
+        """Ask the balance now; None (and the reason kept for the panel) when it cannot be had.
+
+        ``cancel`` (anything with ``is_set()``) ends the ask at once with ``Cancelled``.
+        """
         from .balance import fetch_balance
         from .service import ServiceUnavailable
 
         try:
-            balance = fetch_balance(client)
+            balance = fetch_balance(client, cancel=cancel)
         except ServiceUnavailable as exc:
             with self._lock:
                 self._balance_problem = exc.reason
@@ -688,13 +720,14 @@ class Money:
 
     # -- holds left by a process that died ----------------------------------------------------
 
-    def recover_orphans(self, client: ApiClient, force: bool = False) -> int:
+    def recover_orphans(self, client: ApiClient, force: bool = False, cancel: Any = None) -> int:
         """Settle or drop the holds of processes that are gone, from the usage logs; how many were resolved.
 
         A hold whose request has a ``succeeded`` row is billed at the row's cost (its estimate if
         the row gives none); one whose every attempt has a ``failed`` row (or that was never sent)
         is dropped; any other keeps counting at its estimate. Asked at most every
-        ``RECOVERY_INTERVAL`` seconds; a failure of the logs changes nothing.
+        ``RECOVERY_INTERVAL`` seconds, within ``RECOVERY_DEADLINE`` seconds in all; a failure of
+        the logs changes nothing; ``cancel`` ends it at once (``Cancelled``).
         """
         from .service import ServiceUnavailable
         from .usage_logs import attempt_request_id, rows_for
@@ -711,13 +744,16 @@ class Money:
             log.warning("%s", exc)
             return 0
         resolved = 0
+        deadline = time.monotonic() + RECOVERY_DEADLINE
         for hold in orphans:
             try:
                 if hold.attempts == 0:
                     ledger.drop_hold(hold.request_id)  # never sent: the process died before its POST
                     resolved += 1
                     continue
-                rows = rows_for(client, hold.request_id, hold.at)
+                if time.monotonic() >= deadline:
+                    break
+                rows = rows_for(client, hold.request_id, hold.at, cancel=cancel, deadline=deadline)
             except (ServiceUnavailable, LedgerError) as exc:
                 log.warning("request %s left in flight by a stopped ComfyUI still counts at its estimate: %s",
                             hold.request_id, getattr(exc, "reason", exc))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .request import expected_pixels
-from .service import ServiceUnavailable, service_get
+from .service import ServiceUnavailable, finite_amount, service_get
 
 if TYPE_CHECKING:
     from .client import ApiClient
@@ -62,15 +62,21 @@ class Quote:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
+    """A price, rate or count of 0 or more, or None (not a number, NaN, 400 digits, negative)."""
+    amount = finite_amount(value)
+    return amount if amount is not None and amount >= 0 else None
+
+
+def _shown(value: Any) -> str:
+    """A catalogue value as a note quotes it: short (it came from the service, already redacted)."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _rate(entry: Mapping[str, Any], num_images: int, width: int, height: int) -> tuple[float | None, str]:
     """USD for one rate entry (price, per, unit or name) over the whole run, or None and why."""
     price, per = _number(entry.get("price")), _number(entry.get("per", 1))
-    unit = str(entry.get("unit") or entry.get("name") or "").strip().lower()
+    unit = _shown(entry.get("unit") or entry.get("name") or "").strip().lower()
     if price is None or not per:
         return None, "the price list has a rate without a usable price and per"
     if unit in _PICTURE_UNITS:
@@ -90,7 +96,7 @@ def quote_usd(pricing: Any, num_images: int, width: int, height: int, image_size
     kind = pricing.get("kind")
     currency = pricing.get("currency", "USD")
     if currency != "USD":
-        return None, f"the price is in {currency}, not USD"
+        return None, f"the price is in {_shown(currency)}, not USD"
     if kind == "variable":
         return None, "the API says this model's price cannot be quoted ahead of the request (kind: variable)"
     if kind == "fixed":
@@ -109,12 +115,13 @@ def quote_usd(pricing: Any, num_images: int, width: int, height: int, image_size
     if kind == "variants":
         asked = {"image_size": image_size if isinstance(image_size, str) else f"{width}x{height}",
                  "resolution": f"{width}x{height}", "width": width, "height": height, "num_images": num_images}
-        for variant in pricing.get("variants") or []:
+        variants = pricing.get("variants")
+        for variant in variants if isinstance(variants, list) else []:
             when = variant.get("when") if isinstance(variant, dict) else None
             if isinstance(when, dict) and when and all(str(asked.get(k)) == str(v) for k, v in when.items()):
                 return _rate(variant, num_images, width, height)
         return None, "no price variant matches this size"
-    return None, f"the price list is of a kind this pack does not know ({kind!r})"
+    return None, f"the price list is of a kind this pack does not know ({_shown(repr(kind))})"
 
 
 def default_pricing_path(user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -133,6 +140,7 @@ class PriceBook:
         self._lock = threading.Lock()
         self._state: dict[str, Any] | None = None
         self._failed_at: dict[str, float] = {}
+        self._ask_locks: dict[str, threading.Lock] = {}
         self.problem = ""
 
     def _load(self) -> dict[str, Any]:
@@ -174,16 +182,33 @@ class PriceBook:
         """The model's ``pricing`` block: from disk if asked within a day, else asked (with the ETag).
 
         None when the catalogue cannot be had (``problem`` says why) and nothing is on disk.
+        One ask per model at a time: callers meanwhile wait for it, then read what it found.
         """
         now = time.time() if now is None else now
-        with self._lock:
-            state = self._load()
-            entry = (state.get("models") or {}).get(model)
-            fresh = isinstance(entry, dict) and now - float(entry.get("fetched_at", 0)) < REFRESH_SECONDS
-            recently_failed = now - self._failed_at.get(model, -math.inf) < RETRY_SECONDS
-            if fresh or client is None or recently_failed:
+        entry, must_ask = self._entry(model, client, now)
+        if not must_ask:
+            return entry.get("pricing") if isinstance(entry, dict) else None
+        with self._asking(model):
+            entry, must_ask = self._entry(model, client, now)
+            if not must_ask:
                 return entry.get("pricing") if isinstance(entry, dict) else None
-            etag = entry.get("etag") if isinstance(entry, dict) else None
+            return self._ask(model, client, entry, now)  # type: ignore[arg-type]
+
+    def _entry(self, model: str, client: ApiClient | None, now: float) -> tuple[Any, bool]:
+        """The model's entry on disk, and whether the catalogue must be asked now."""
+        with self._lock:
+            models = self._load().get("models")
+            entry = models.get(model) if isinstance(models, dict) else None
+            fresh = isinstance(entry, dict) and now - (_number(entry.get("fetched_at")) or 0.0) < REFRESH_SECONDS
+            recently_failed = now - self._failed_at.get(model, -math.inf) < RETRY_SECONDS
+        return entry, not (fresh or client is None or recently_failed)
+
+    def _asking(self, model: str) -> threading.Lock:
+        with self._lock:
+            return self._ask_locks.setdefault(model, threading.Lock())
+
+    def _ask(self, model: str, client: ApiClient, entry: Any, now: float) -> Any:
+        etag = _etag(entry.get("etag")) if isinstance(entry, dict) else None
         try:
             headers = {"If-None-Match": etag} if etag else {}
             answer = service_get(client, MODELS_PATH, [("id", model), ("include", "pricing")], headers,
@@ -200,8 +225,11 @@ class PriceBook:
             return entry.get("pricing") if isinstance(entry, dict) else None
         with self._lock:
             state = self._load()
-            state.setdefault("models", {})[model] = {"pricing": pricing, "etag": answer.headers.get("etag"),
-                                                     "fetched_at": now}
+            if not isinstance(state.get("models"), dict):
+                state["models"] = {}
+            # What is stored came through the service client: redacted, numbers bounded.
+            state["models"][model] = {"pricing": pricing, "etag": _etag(answer.headers.get("etag")),
+                                      "fetched_at": now}
             self.problem = ""
             self._save()
         return pricing
@@ -222,6 +250,12 @@ class PriceBook:
                      "" if rate else "in credits once a run has shown the credits-per-USD rate")
 
 
+def _etag(value: Any) -> str | None:
+    """An ETag worth keeping and sending back: printable ASCII, at most 200 characters."""
+    ok = isinstance(value, str) and 0 < len(value) <= 200 and all(" " <= c <= "~" for c in value)
+    return value if ok else None
+
+
 def _pricing_of(payload: Any, model: str) -> Any:
     """The ``pricing`` of ``model`` in a catalogue answer, matching id and aliases as the docs advise."""
     data = payload.get("data") if isinstance(payload, dict) else None
@@ -231,7 +265,9 @@ def _pricing_of(payload: Any, model: str) -> Any:
     for item in data:
         if not isinstance(item, dict):
             continue
-        names = {str(item.get("id", "")).lower(), *(str(a).lower() for a in item.get("aliases") or [])}
+        aliases = item.get("aliases")
+        names = {str(item.get("id", "")).lower(),
+                 *(str(a).lower() for a in (aliases if isinstance(aliases, list) else []))}
         if wanted in names or wanted.split("/")[-1] in names:
             return item.get("pricing")
     return None

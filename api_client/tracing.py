@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import redact
+
 REQUEST_ID_HEADER = "X-Client-Request-Id"
 INFERENCE_ID_HEADER = "x-inference-id"
 CREDITS_HEADER = "x-aimlapi-credits-used"
@@ -73,13 +75,17 @@ def usage_from_body(payload: Any) -> tuple[float | None, float | None]:
     return credits, _number(usage.get("usd_spent"))
 
 
-def call_cost(headers: Mapping[str, str], payload: Any) -> CallCost:
-    """The answer's inference id and cost: each header wins over ``meta.usage``; either may be missing."""
+def call_cost(headers: Mapping[str, str], payload: Any, secret: str = "") -> CallCost:
+    """The answer's inference id and cost: each header wins over ``meta.usage``; either may be missing.
+
+    The inference id is shown (info output) and stored (ledger): it is redacted with ``secret``, the
+    key, as everything the service client returns is, in case the server echoes the key there.
+    """
     body_credits, body_usd = usage_from_body(payload)
     header_credits = _number(headers.get(CREDITS_HEADER))
     header_usd = _number(headers.get(USD_HEADER))
     inference = headers.get(INFERENCE_ID_HEADER)
-    inference = inference.strip() if isinstance(inference, str) else None
+    inference = redact(inference.strip(), secret) if isinstance(inference, str) else None
     return CallCost(
         inference_id=inference if inference and _INFERENCE_ID.match(inference) else None,
         credits_used=header_credits if header_credits is not None else body_credits,

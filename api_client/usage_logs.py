@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import Cancelled, ConfigError
-from .service import ServiceUnavailable, service_get
+from .service import ServiceUnavailable, finite_amount, service_get
 
 if TYPE_CHECKING:
     from .client import ApiClient
@@ -80,7 +80,12 @@ def _iso(moment: float) -> str:
 
 
 def parse_log_page(payload: Any) -> tuple[list[LogRow], bool]:
-    """The rows of one page and whether another follows; ``ServiceUnavailable`` if it is not shaped as documented."""
+    """The rows of one page and whether another follows; ``ServiceUnavailable`` if it is not shaped as documented.
+
+    ``payload`` comes from ``service_get``: redacted, numbers bounded. A succeeded row whose
+    cost cannot be read (missing, text, negative, 400 digits) was still billed: its amount is
+    unknown (NaN), never 0. A failed row costs nothing, whatever it says.
+    """
     data = payload.get("data") if isinstance(payload, dict) else None
     pagination = payload.get("pagination") if isinstance(payload, dict) else None
     if not isinstance(data, list):
@@ -90,18 +95,23 @@ def parse_log_page(payload: Any) -> tuple[list[LogRow], bool]:
         if not isinstance(item, dict):
             continue
         status = item.get("status")
-        cost = item.get("cost") if isinstance(item.get("cost"), dict) else {}
-        credits, usd = cost.get("credits"), cost.get("usd")
         if status not in ("succeeded", "failed"):
             continue
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (credits, usd)):
-            # A succeeded row without a cost is still a billed request; its amount is unknown.
-            credits, usd = (0, 0) if status == "failed" else (math.nan, math.nan)
-        rows.append(LogRow(status=status, created=str(item.get("created", "")), credits=float(credits),
-                           usd=float(usd), inference_id=_text(item.get("inference_id")),
+        cost = item.get("cost") if isinstance(item.get("cost"), dict) else {}
+        credits, usd = _cost(cost.get("credits")), _cost(cost.get("usd"))
+        if credits is None or usd is None:
+            credits, usd = (0.0, 0.0) if status == "failed" else (
+                math.nan if credits is None else credits, math.nan if usd is None else usd)
+        rows.append(LogRow(status=status, created=_text(item.get("created")) or "", credits=credits, usd=usd,
+                           inference_id=_text(item.get("inference_id")),
                            client_request_id=_text(item.get("client_request_id"))))
-    has_more = bool(pagination.get("has_more")) if isinstance(pagination, dict) else False
+    has_more = pagination.get("has_more") is True if isinstance(pagination, dict) else False
     return rows, has_more
+
+
+def _cost(value: Any) -> float | None:
+    amount = finite_amount(value)
+    return amount if amount is not None and amount >= 0 else None
 
 
 def _text(value: Any) -> str | None:
@@ -123,13 +133,18 @@ def belongs_to(row: LogRow, request_id: str) -> bool:
     return found is not None and (found == request_id or found.startswith(f"{request_id}."))
 
 
-def rows_for(client: ApiClient, request_id: str, sent_at: float) -> list[LogRow]:
-    """Every row of an attempt of ``request_id`` in a window around ``sent_at`` (a Unix time)."""
+def rows_for(client: ApiClient, request_id: str, sent_at: float, *, cancel: threading.Event | None = None,
+             deadline: float | None = None) -> list[LogRow]:
+    """Every row of an attempt of ``request_id`` in a window around ``sent_at`` (a Unix time).
+
+    ``deadline`` (monotonic) bounds every page's GET, ``cancel`` ends them at once (``Cancelled``).
+    """
     params = [("start", _iso(sent_at - WINDOW_MARGIN)), ("end", _iso(time.time() + WINDOW_MARGIN)),
               ("limit", str(PAGE_LIMIT))]
     found: list[LogRow] = []
     for page in range(MAX_PAGES):
-        answer = service_get(client, LOGS_PATH, [*params, ("offset", str(page * PAGE_LIMIT))])
+        answer = service_get(client, LOGS_PATH, [*params, ("offset", str(page * PAGE_LIMIT))], cancel=cancel,
+                             deadline=deadline)
         rows, has_more = parse_log_page(answer.payload)
         found += [row for row in rows if belongs_to(row, request_id)]
         if not has_more:
@@ -162,7 +177,9 @@ def wait_for_verdict(client: ApiClient, request_id: str, attempt_id: str, sent_a
         if cancel is not None and cancel.is_set():
             raise Cancelled("Cancelled while asking the usage logs what happened to the request.")
         try:
-            rows = rows_for(client, request_id, sent_at)
+            # Each ask ends by the wait's end, the last one (at the end) given one interval more.
+            rows = rows_for(client, request_id, sent_at, cancel=cancel,
+                            deadline=max(deadline, time.monotonic() + interval))
         except ServiceUnavailable as exc:
             log.warning("usage logs unavailable while checking request %s: %s", request_id, exc.reason)
             if exc.permanent:

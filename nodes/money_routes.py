@@ -5,22 +5,35 @@
 - GET /flux2_lora/price?model=generate|edit&num_images=N&preset=P (or width/height) answers
   what a node with those settings would cost (the price line on Generate and Edit).
 
-The logic lives in api_client/balance.py and pricing.py; the blocking GETs to the API run in
-a worker thread so ComfyUI's server never waits on them.
+The logic lives in api_client/balance.py and pricing.py. The blocking GETs to the API run on
+small thread pools of the pack's own, one per route (key_routes.RouteWorker), never on the
+event loop's default executor: ComfyUI's server never waits on the API, and a slow balance
+never holds up the price. Balance calls that arrive while one is asking share its answer; a
+route whose pool is full answers 503 at once. Each GET ends by the service client's deadline.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..api_client.config import resolve_api_key, resolve_base_url
 from ..api_client.errors import ConfigError
 from .comfy_hooks import comfy_key_files, comfy_money, comfy_user_dir
-from .key_routes import add_pack_route, json_answer, read_body
+from .key_routes import (
+    RouteBusy,
+    RouteWorker,
+    add_pack_route,
+    answer_off_loop,
+    busy_answer,
+    json_answer,
+    read_body,
+    settings_worker,
+)
 
 BALANCE_ROUTE = "/flux2_lora/balance"
 PRICE_ROUTE = "/flux2_lora/price"
+_balance_worker = RouteWorker("balance", threads=2)
+_price_worker = RouteWorker("price", threads=2)
 
 
 def _client() -> Any:
@@ -56,17 +69,22 @@ def register_money_routes() -> bool:
     """Add the balance and price routes to ComfyUI's server; False (and nothing done) outside ComfyUI."""
 
     async def get_balance(request: Any) -> Any:
-        return json_answer(*await asyncio.to_thread(balance_answer))
+        try:
+            return json_answer(*await _balance_worker.run_shared("balance", balance_answer))
+        except RouteBusy:
+            return busy_answer(_balance_worker)
 
     async def post_balance(request: Any) -> Any:
         # The HTTP client's modules load on first use, not while ComfyUI starts.
         from ..api_client.balance import BalanceFloor, balance_post_answer
 
         body = await read_body(request)
-        return json_answer(*balance_post_answer(body, request.content_type, BalanceFloor(comfy_money())))
+        return await answer_off_loop(settings_worker,
+                                     lambda: balance_post_answer(body, request.content_type,
+                                                                 BalanceFloor(comfy_money())))
 
     async def get_price(request: Any) -> Any:
-        return json_answer(*await asyncio.to_thread(price_answer, dict(request.query)))
+        return await answer_off_loop(_price_worker, price_answer, dict(request.query))
 
     async def post_price(request: Any) -> Any:
         return json_answer(405, {"error": "Use GET."})

@@ -121,12 +121,20 @@ def _shared_body_pool() -> ThreadPoolExecutor:
         return _body_pool
 
 
+def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
+    # Every service GET of this run (the balance floor's check, the price) ends at once on the node's Cancel.
+    from ..api_client.service import cancel_scope  # the HTTP client loads on the first run, not at start-up
+
+    with cancel_scope(hooks.cancel_event):
+        return body(node, hooks, **inputs)
+
+
 async def run_body_off_loop(body: NodeBody, node: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     """Run ``body`` on a worker thread and await it, racing it against ComfyUI's interrupt flag."""
     hooks = WorkerHooks(inputs.get("unique_id"))
     # Not loop.run_in_executor's default pool: asyncio.run (ComfyUI runs each prompt in one)
     # waits for that pool's threads at exit, so an abandoned request would hold up the prompt's end.
-    work = asyncio.wrap_future(_shared_body_pool().submit(body, node, hooks, **inputs))
+    work = asyncio.wrap_future(_shared_body_pool().submit(_body_in_cancel_scope, body, node, hooks, inputs))
     ended = False
     try:
         while True:

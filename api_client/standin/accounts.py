@@ -16,7 +16,10 @@ models.json):
 Each endpoint has a fault mode (``endpoint_modes``): ``ok``, ``missing`` (404),
 ``garbage`` (200 with an HTML page), ``wrong_shape`` (200 JSON of another shape),
 ``error`` (500); the catalogue also ``variable`` (a price that cannot be quoted) and
-``no_pricing`` (the model without its pricing block).
+``no_pricing`` (the model without its pricing block). One-off faults for the next GETs of
+an endpoint (a status, a raw body, a trickle, fields merged into the answer: see FAULTS.md)
+are queued with ``queue_faults``. The headers of the latest ``HEADER_HISTORY`` service GETs
+are kept in ``seen_headers``; older ones are dropped, like the rest of the stand-in's history.
 """
 
 from __future__ import annotations
@@ -35,11 +38,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .api import Answer, error_answer, json_answer
+from .faults import SERVICE_ENDPOINTS, FaultQueue, check_service_fault
 
 # 2,480 credits = $0.00124 in the tracing page's example: 2,000,000 credits per USD.
 CREDITS_PER_USD = 2_000_000
 DEFAULT_BALANCE = 100.0
-ENDPOINTS = ("logs", "billing", "models")
+ENDPOINTS = SERVICE_ENDPOINTS
+# Service GETs whose headers are kept for tests to look at: the latest ones only.
+HEADER_HISTORY = 256
 MODES = {"ok", "missing", "garbage", "wrong_shape", "error"}
 MODEL_MODES = MODES | {"variable", "no_pricing"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -102,6 +108,7 @@ class Accounts:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._faults = {name: FaultQueue(check_service_fault) for name in ENDPOINTS}
         self.reset()
 
     def reset(self) -> None:
@@ -113,8 +120,11 @@ class Accounts:
             self.balance = DEFAULT_BALANCE
             self.endpoint_modes: dict[str, str] = dict.fromkeys(ENDPOINTS, "ok")
             self.get_counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
-            self.seen_headers: list[dict[str, str]] = []
+            self.seen_headers: deque[dict[str, str]] = deque(maxlen=HEADER_HISTORY)
             self._log_gets: deque[float] = deque()
+            self.gets_in_progress = 0
+        for queue in self._faults.values():
+            queue.clear()
 
     def configure(self, endpoints: dict[str, str] | None = None, balance: float | None = None) -> None:
         """Set endpoint fault modes and/or the balance (ValueError if invalid)."""
@@ -128,6 +138,47 @@ class Accounts:
             self.endpoint_modes.update(endpoints or {})
             if balance is not None:
                 self.balance = float(balance)
+
+    def queue_faults(self, faults: list[dict[str, Any]]) -> None:
+        """Queue one-off faults for the next service GETs, each for its ``endpoint`` (ValueError if invalid)."""
+        if isinstance(faults, dict) or not hasattr(faults, "__iter__"):
+            raise ValueError("faults must be given as a list of dicts")
+        checked = [check_service_fault(f) for f in faults]  # all or nothing
+        for fault in checked:
+            self._faults[fault["endpoint"]].extend([fault])
+
+    def pending_faults(self) -> int:
+        """Service GETs still due to receive a queued fault."""
+        return sum(len(queue) for queue in self._faults.values())
+
+    def take_fault(self, name: str, headers: dict[str, str]) -> dict[str, Any]:
+        """Count one GET of endpoint ``name``, keep its headers, and take its queued fault ({} if none)."""
+        with self._lock:
+            self.get_counts[name] += 1
+            self.seen_headers.append(dict(headers))
+        return self._faults[name].pop() or {}
+
+    def in_progress(self, step: int) -> None:
+        with self._lock:
+            self.gets_in_progress += step
+
+    def answer(self, name: str, query: str, authorized: bool, headers: dict[str, str],
+               fault: dict[str, Any]) -> Answer:
+        """The answer to one GET of endpoint ``name`` with its queued ``fault`` (see take_fault)."""
+        if "body" in fault:
+            body = fault["body"]
+            answer = Answer(fault.get("status", 200), body.encode("utf-8") if isinstance(body, str) else body,
+                            fault.get("content_type", "application/json"))
+        elif "status" in fault:
+            answer = error_answer(fault["status"], fault.get("message", "stand-in service fault"))
+        else:
+            answer = self._mode_answer(name)
+            if answer is None:
+                answer = (self.logs_answer(query, authorized, fault) if name == "logs" else
+                          self.billing_answer(authorized, fault) if name == "billing" else
+                          self.models_answer(query, headers, fault))
+        answer.headers.update(fault.get("headers", {}))
+        return answer
 
     # -- recording ------------------------------------------------------------
     def record(self, status: str, model: str, credits: int, client_request_id: str | None,
@@ -153,10 +204,8 @@ class Accounts:
             return sorted((r for r in self.rows if r.visible_at <= now), key=lambda r: r.created, reverse=True)
 
     # -- answers --------------------------------------------------------------
-    def _fault(self, name: str, headers: dict[str, str]) -> Answer | None:
+    def _mode_answer(self, name: str) -> Answer | None:
         with self._lock:
-            self.get_counts[name] += 1
-            self.seen_headers.append(dict(headers))
             mode = self.endpoint_modes[name]
         if mode == "missing":
             return error_answer(404, "Cannot GET this route")
@@ -168,20 +217,17 @@ class Accounts:
             return error_answer(500, "stand-in service fault")
         return None
 
-    def logs_answer(self, query: str, authorized: bool, headers: dict[str, str]) -> Answer:
+    def logs_answer(self, query: str, authorized: bool, fault: dict[str, Any]) -> Answer:
         """GET /v2/logs."""
-        fault = self._fault("logs", headers)
-        if fault is not None:
-            return fault
         if not authorized:
             return error_answer(401, "Missing or invalid API key")
         now = time.time()
         with self._lock:
             while self._log_gets and self._log_gets[0] < now - 60:
                 self._log_gets.popleft()
-            self._log_gets.append(now)
-            if len(self._log_gets) > _RATE_LIMIT:
+            if len(self._log_gets) >= _RATE_LIMIT:  # refused ones are not kept: the window stays bounded
                 return error_answer(429, "Over 200 requests per 60 seconds", {"Retry-After": "5"})
+            self._log_gets.append(now)
         params = parse_qs(query, keep_blank_values=True)
         try:
             start, end, limit, offset = _window(params, now)
@@ -196,25 +242,21 @@ class Accounts:
                 and (not statuses or r.status in statuses)
                 and (not models or r.model in models or r.model.split("/")[-1] in models)]
         page = rows[offset:offset + limit]
-        return json_answer(200, {"data": [r.to_json() for r in page],
-                                 "pagination": {"limit": limit, "offset": offset, "total": len(rows),
-                                                "has_more": offset + limit < len(rows)}})
+        return json_answer(200, _merged({"data": [_merged(r.to_json(), fault.get("row")) for r in page],
+                                         "pagination": {"limit": limit, "offset": offset, "total": len(rows),
+                                                        "has_more": offset + limit < len(rows)}},
+                                        fault.get("answer")))
 
-    def billing_answer(self, authorized: bool, headers: dict[str, str]) -> Answer:
+    def billing_answer(self, authorized: bool, fault: dict[str, Any]) -> Answer:
         """GET /v2/billing."""
-        fault = self._fault("billing", headers)
-        if fault is not None:
-            return fault
         if not authorized:
             return error_answer(401, "Missing or invalid API key")
         with self._lock:
-            return json_answer(200, {"current_balance": self.balance, "currency": "USD"})
+            balance = self.balance
+        return json_answer(200, _merged({"current_balance": balance, "currency": "USD"}, fault.get("answer")))
 
-    def models_answer(self, query: str, headers: dict[str, str]) -> Answer:
+    def models_answer(self, query: str, headers: dict[str, str], fault: dict[str, Any]) -> Answer:
         """GET /v1/models (no key needed), with ETag and 304."""
-        fault = self._fault("models", headers)
-        if fault is not None:
-            return fault
         params = parse_qs(query, keep_blank_values=True)
         include = {part.strip().lower() for value in params.get("include", []) for part in value.split(",")}
         priced = bool(include & {"pricing", "all"}) or params.get("details", [""])[0] in ("true", "1")
@@ -233,13 +275,24 @@ class Accounts:
                                    {"kind": "fixed", "currency": "USD",
                                     "units": [{"name": "megapixel", "measure": "output",
                                                "price": PRICE_PER_MEGAPIXEL, "per": 1}]})
-            items.append(item)
-        body = json.dumps({"object": "list", "data": items}).encode("utf-8")
+            items.append(_merged(item, fault.get("item")))
+        body = json.dumps(_merged({"object": "list", "data": items}, fault.get("answer"))).encode("utf-8")
         digest = base64.b64encode(hashlib.sha1(body).digest()).decode("ascii")[:27]
         etag = f'W/"{len(body):x}-{digest}"'
         if headers.get("if-none-match") == etag:
             return Answer(304, b"", "application/json", {"ETag": etag})
         return Answer(200, body, "application/json", {"ETag": etag})
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in: nested objects merged key by key, anything else replaced."""
+    if not extra:
+        return base
+    merged = dict(base)
+    for key, value in extra.items():
+        old = merged.get(key)
+        merged[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def _window(params: dict[str, list[str]], now: float) -> tuple[float, float, int, int]:

@@ -63,7 +63,8 @@ POST_KEYS: dict[str, Check] = {
     "cost_headers": lambda v: isinstance(v, bool),
     "credits_header": _is_str,
     "usd_header": _is_str,
-    "inference_header": lambda v: v is False,
+    # False: no x-inference-id header; a string: that header's text instead of the row's inference id.
+    "inference_header": lambda v: v is False or _is_str(v),
 }
 # Keys that decide the whole answer; at most one per fault.
 POST_ACTIONS = ("drop", "body", "data", "status")
@@ -91,6 +92,28 @@ FILE_ACTIONS = (
     "status", "truncate", "truncate_declared", "oversize", "oversize_chunked",
     "not_image", "bomb", "slow", "trickle", "redirect", "exif_rotate",
 )
+
+
+SERVICE_ENDPOINTS = ("logs", "billing", "models")
+SERVICE_KEYS: dict[str, Check] = {
+    # Which service GET the fault is for: GET /v2/logs, GET /v2/billing or GET /v1/models.
+    "endpoint": lambda v: v in SERVICE_ENDPOINTS,
+    "status": lambda v: _is_int(v) and 100 <= v <= 599,
+    "message": _is_str,
+    "body": lambda v: isinstance(v, (str, bytes)),
+    "content_type": _is_str,
+    "delay": lambda v: _is_num(v) and v >= 0,
+    "trickle": lambda v: _is_num(v) and v > 0,
+    # Extra answer headers (an ETag, anything echoed); they win over the stand-in's own.
+    "headers": lambda v: isinstance(v, dict) and all(_is_str(k) and _is_str(x) for k, x in v.items()),
+    # Merged (deeply) into the normal answer: its top-level object, every log row, every model.
+    "answer": lambda v: isinstance(v, dict),
+    "row": lambda v: isinstance(v, dict),
+    "item": lambda v: isinstance(v, dict),
+    "times": lambda v: _is_int(v) and v >= 1,
+}
+SERVICE_ACTIONS = ("status", "body")
+SERVICE_TWEAKS = ("answer", "row", "item")
 
 
 def _check_keys(fault: Any, keys: dict[str, Check], kind: str) -> dict[str, Any]:
@@ -137,6 +160,25 @@ def check_file_fault(fault: Any) -> dict[str, Any]:
         raise ValueError(f"file fault combines {actions}; use one of them per fault")
     if "content_type" in fault and actions and actions[0] in ("status", "redirect"):
         raise ValueError("file fault 'content_type' cannot be combined with 'status' or 'redirect'")
+    return fault
+
+
+def check_service_fault(fault: Any) -> dict[str, Any]:
+    """Validate one service-GET fault dict and return a private copy (ValueError if bad)."""
+    fault = _check_keys(fault, SERVICE_KEYS, "service")
+    if "endpoint" not in fault:
+        raise ValueError(f"service fault needs 'endpoint', one of {', '.join(SERVICE_ENDPOINTS)}")
+    if "message" in fault and ("status" not in fault or "body" in fault):
+        raise ValueError("service fault 'message' needs 'status' (and no 'body')")
+    if "content_type" in fault and "body" not in fault:
+        raise ValueError("service fault 'content_type' needs 'body'")
+    tweaks = [k for k in SERVICE_TWEAKS if k in fault]
+    if tweaks and any(k in fault for k in SERVICE_ACTIONS):
+        raise ValueError(f"service fault {tweaks[0]!r} changes a normal answer; it cannot go with 'status' or 'body'")
+    if "row" in fault and fault["endpoint"] != "logs":
+        raise ValueError("service fault 'row' is for endpoint 'logs'")
+    if "item" in fault and fault["endpoint"] != "models":
+        raise ValueError("service fault 'item' is for endpoint 'models'")
     return fault
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .accounts import REQUEST_ID, new_inference_id, usd_for
 from .api import Answer, answer_generation, authorized, credits_asked, error_answer, json_answer, parse_body
-from .faults import check_file_fault, check_post_fault
+from .faults import check_file_fault, check_post_fault, check_service_fault
 from .files import file_store_name, serve_file, wait_or_stop
 
 if TYPE_CHECKING:
@@ -145,17 +145,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send(error_answer(404, f"no route for POST {path[:100]}"))
 
     def do_GET(self) -> None:
-        """Route GETs: stored files and admin stats."""
+        """Route GETs: the service endpoints, stored files and admin stats."""
         path, _, query = self.path.partition("?")
         name = file_store_name(path)
         srv = self.standin
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if path == LOGS_PATH:
-            self._send(srv.accounts.logs_answer(query, authorized(headers.get("authorization"), srv.key), headers))
-        elif path == BILLING_PATH:
-            self._send(srv.accounts.billing_answer(authorized(headers.get("authorization"), srv.key), headers))
-        elif path in MODELS_PATHS:
-            self._send(srv.accounts.models_answer(query, headers))
+        service = "logs" if path == LOGS_PATH else "billing" if path == BILLING_PATH else \
+            "models" if path in MODELS_PATHS else None
+        if service is not None:
+            self._service(service, query, headers)
         elif name is not None:
             srv = self.standin
             fault = srv._count_file_get()
@@ -167,6 +165,26 @@ class Handler(BaseHTTPRequestHandler):
             self._send(self._admin(path, b""))
         else:
             self._send(error_answer(404, f"no route for GET {path[:100]}"))
+
+    def _service(self, endpoint: str, query: str, headers: dict[str, str]) -> None:
+        """GET /v2/logs, /v2/billing or /v1/models, shaped by the endpoint's mode and its queued fault."""
+        accounts = self.standin.accounts
+        fault = accounts.take_fault(endpoint, headers)
+        accounts.in_progress(1)
+        try:
+            if wait_or_stop(self.standin.stopping, fault.get("delay", 0)):
+                self.close_connection = True
+                return
+            answer = accounts.answer(endpoint, query, authorized(headers.get("authorization"), self.standin.key),
+                                     headers, fault)
+            if "trickle" in fault:
+                self._trickle(answer, float(fault["trickle"]))
+            else:
+                self._send(answer)
+        except HANGUPS:
+            self.close_connection = True
+        finally:
+            accounts.in_progress(-1)
 
     def _generation(self, raw: bytes) -> None:
         srv = self.standin
@@ -228,7 +246,7 @@ class Handler(BaseHTTPRequestHandler):
         if answer is None:
             return
         if fault.get("inference_header") is not False:
-            answer.headers["x-inference-id"] = inference_id
+            answer.headers["x-inference-id"] = fault.get("inference_header") or inference_id
         if client_request_id and REQUEST_ID.match(client_request_id):
             answer.headers["x-client-request-id"] = client_request_id
         if answer.status == 200 and fault.get("cost_headers", True) and answer.credits is not None:
@@ -276,13 +294,15 @@ class Handler(BaseHTTPRequestHandler):
                 srv.reset()
                 return json_answer(200, {"ok": True})
             if path == "/_standin/faults" and self.command == "POST":
-                unknown = set(body) - {"post", "file"}
+                unknown = set(body) - {"post", "file", "service"}
                 if unknown:
-                    raise ValueError(f"unknown keys {sorted(unknown)}; use 'post' and 'file'")
+                    raise ValueError(f"unknown keys {sorted(unknown)}; use 'post', 'file' and 'service'")
                 post = [check_post_fault(f) for f in body.get("post", [])]
                 files = [check_file_fault(f) for f in body.get("file", [])]
+                service = [check_service_fault(f) for f in body.get("service", [])]
                 srv.queue_post_faults(post)
                 srv.queue_file_faults(files)
+                srv.queue_service_faults(service)
                 return json_answer(200, {"ok": True, **srv.stats()})
             if path == "/_standin/logs" and self.command == "GET":
                 return json_answer(200, {"data": [r.to_json() for r in srv.accounts.visible_rows()]})

@@ -146,6 +146,10 @@ class StandInServer:
         """Queue faults for the next GETs of image files (ValueError if invalid)."""
         self._file_faults.extend(faults)
 
+    def queue_service_faults(self, faults: list[dict[str, Any]]) -> None:
+        """Queue faults for the next service GETs (/v2/logs, /v2/billing, /v1/models), each naming its endpoint."""
+        self.accounts.queue_faults(faults)
+
     def configure(self, latency: float | None = None, response_mode: str | None = None,
                   endpoints: dict[str, str] | None = None, balance: float | None = None,
                   strict: bool | None = None) -> None:
@@ -206,6 +210,8 @@ class StandInServer:
             "strict": self.strict,
             "warnings": list(self.warnings),
             "service_get_counts": dict(self.accounts.get_counts),
+            "service_gets_in_progress": self.accounts.gets_in_progress,
+            "pending_service_faults": self.accounts.pending_faults(),
             "balance": self.accounts.balance,
             "endpoints": dict(self.accounts.endpoint_modes),
         }

@@ -68,8 +68,8 @@ def test_credits_reported_by_the_api_are_added_up_and_shown(pack, standin, budge
     generate(pack, seed=1)
     out = generate(pack, seed=2)
     assert out["ui"]["flux2_budget"] == [{"spent": 6.5, "budget": None}]
-    budget.set_credit_budget(10)
-    assert generate(pack, seed=3)["ui"]["flux2_budget"] == [{"spent": 6.5 + 120000, "budget": 10}]
+    budget.set_credit_budget(20)                     # 6.5 spent + 4 (the highest price seen) fits
+    assert generate(pack, seed=3)["ui"]["flux2_budget"] == [{"spent": 6.5 + 120000, "budget": 20}]
 
 
 def test_cached_and_uncached_batches_count_only_what_was_billed(pack, standin, budget):

@@ -166,7 +166,7 @@ def test_a_run_in_flight_when_its_process_is_killed_still_counts_against_a_per_d
     per_day_budget(monkeypatch, 2 * PICTURE + 10_000)
     generate(pack, seed=201)  # 120,000 credits today, in the ledger; the price is known now
     # Run 1: another process sharing the ledger, killed while its POST is in flight.
-    standin.queue_post_faults([{"delay": 10}])
+    standin.queue_post_faults([{"delay": 6}])
     log_path = tmp_path / "killed-run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(ROOT), PACK_NAME,

@@ -141,8 +141,11 @@ def run_batch(
         log_wait = None
         if budget is not None and to_send:
             log_wait = budget.settings().log_wait
-            unowned = list(budget.admit([estimate.estimate_credits(bodies[k]) for k in to_send], check_cancel,
-                                        poll_interval, usd=usd, client=client, is_cancelled=is_cancelled))
+            def estimates() -> list[float | None]:
+                return [estimate.estimate_credits(bodies[k]) for k in to_send]
+
+            unowned = list(budget.admit(estimates(), check_cancel, poll_interval, usd=usd, client=client,
+                                        is_cancelled=is_cancelled, reestimate=estimates))
         for n, k in enumerate(to_send):
             if check_cancel:
                 check_cancel()  # Cancel after admission: nothing of this run is started

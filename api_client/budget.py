@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError
+from .errors import BudgetExceededError, ConfigError
 from .ledger import LedgerError
 from .money import (
     BUDGET_ENV,
@@ -142,5 +142,5 @@ def budget_post_answer(body: bytes, content_type: str, budget: CreditBudget,
     return 200, {**budget_status(budget, environ), "changed": (budget.setting, budget.period_setting) != before}
 
 
-__all__ = ["BUDGET_ENV", "PERIODS", "PERIOD_ENV", "CreditBudget", "Hold", "budget_get_answer", "budget_post_answer",
-           "budget_status", "credit_budget", "parse_budget", "parse_period", "set_credit_budget"]
+__all__ = ["BUDGET_ENV", "PERIODS", "PERIOD_ENV", "BudgetExceededError", "CreditBudget", "Hold", "budget_get_answer",
+           "budget_post_answer", "budget_status", "credit_budget", "parse_budget", "parse_period", "set_credit_budget"]

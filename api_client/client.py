@@ -337,7 +337,7 @@ def _billed_error(error: Flux2Error, request_id: str, row: Any) -> BilledWithout
         f"SUCCEEDED at {row.created or 'an unrecorded time'} and was billed {cost}, but its answer with the "
         "pictures never arrived. It was not sent again, since that would bill a second time; a re-run bills "
         "anew and does not refund this one. Raise FLUX2_LORA_READ_TIMEOUT if answers often take this long.",
-        request_id, credits, usd)
+        row.client_request_id or request_id, credits, usd)
 
 
 class ApiClient:

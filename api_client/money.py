@@ -464,15 +464,16 @@ class Money:
                 ledger.drop_hold(request_id)
         except LedgerError as exc:
             # The money is spent either way: the ledger keeps the row in memory and writes it later.
-            log.warning("%s The %s credits are kept in memory and written when the ledger works again.", exc,
-                        f"{credits or 0:,.0f}")
+            log.warning("%s The %s credits are counted by this process only (kept in memory) until the ledger "
+                        "works again.", exc, f"{credits or 0:,.0f}")
 
     # -- admission ------------------------------------------------------------------
 
     def admit(self, estimates: Sequence[float | None], check_cancel: Callable[[], None] | None = None,
               poll_interval: float = 0.05, *, usd: Sequence[float | None] | None = None,
               client: ApiClient | None = None, request_ids: Sequence[str] | None = None,
-              is_cancelled: Callable[[], bool] | None = None) -> list[Hold]:
+              is_cancelled: Callable[[], bool] | None = None,
+              reestimate: Callable[[], Sequence[float | None]] | None = None) -> list[Hold]:
         """Admit one run's paid requests (their estimated credits and USD), or refuse them all before any is sent.
 
         Refused (``BudgetExceededError``) when spent + held + this run's estimate would exceed the
@@ -482,7 +483,8 @@ class Money:
         is called after every wait and before returning; whatever it raises ends the admission with
         nothing held; ``is_cancelled`` (the same Cancel, read without clearing it) also ends the
         balance read and the usage-log asks at once. Every hold returned is in the ledger and must
-        end in ``settle`` or ``release``.
+        end in ``settle`` or ``release``. ``reestimate`` gives the estimates again after a wait for
+        a request of unknown cost (whose answer may have made the price known).
         """
         cancel = check_cancel or _no_cancel
         count = len(estimates)
@@ -503,7 +505,7 @@ class Money:
             except Cancelled:
                 cancel()  # the run's own Cancel (ComfyUI's interrupt, say), if it has one
                 raise
-            holds = self._hold_in_memory(settings, estimates, usd, ids, balance, cancel, poll_interval)
+            holds = self._hold_in_memory(settings, estimates, usd, ids, balance, cancel, poll_interval, reestimate)
             try:
                 self._hold_in_ledger(settings, holds)
                 cancel()
@@ -527,9 +529,12 @@ class Money:
 
     def _hold_in_memory(self, settings: MoneySettings, estimates: Sequence[float | None],
                         usd: Sequence[float | None], ids: Sequence[str], balance: Balance | None,
-                        cancel: Callable[[], None], poll_interval: float) -> list[Hold]:
+                        cancel: Callable[[], None], poll_interval: float,
+                        reestimate: Callable[[], Sequence[float | None]] | None) -> list[Hold]:
         warned = False
         while True:
+            if warned and reestimate is not None:
+                estimates = list(reestimate())  # the answer waited for may have made the price known
             with self._lock:
                 unknown_in_flight = any(h.estimate is None for h in self._holds)
                 if settings.budget is None or not unknown_in_flight:

@@ -142,6 +142,9 @@ async def run_body_off_loop(body: NodeBody, node: Any, inputs: dict[str, Any]) -
             if work.done():
                 ended = True
                 hooks.show_progress()
+                if isinstance(work.exception(), Cancelled) and comfy_interrupted():
+                    # The body saw Cancel first (it reads ComfyUI's flag too): reported as ComfyUI's own.
+                    raise comfy_interrupt_error()
                 return work.result()
             if comfy_interrupted():
                 # Not cleared: every other waiting Flux2 node sees the same flag (ComfyUI

@@ -73,13 +73,13 @@ RUN_ONCE = textwrap.dedent("""
 
 def test_a_budget_per_day_still_holds_after_restarts(standin, tmp_path):
     """Each run is a new Python process loading the pack as ComfyUI does: a restart between runs."""
-    env = {**os.environ, "FLUX2_LORA_CREDIT_BUDGET": "200000", "FLUX2_LORA_BUDGET_PERIOD": "day"}
+    env = {**os.environ, "FLUX2_LORA_CREDIT_BUDGET": "250000", "FLUX2_LORA_BUDGET_PERIOD": "day"}
     outputs = []
     for seed in (1, 2, 3):
         done = subprocess.run([sys.executable, "-c", RUN_ONCE, str(ROOT), str(seed)], env=env, capture_output=True,
                               text=True, timeout=120, check=False)
         outputs.append(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:])
-    assert outputs[0] == "OK" and outputs[1] == "OK"  # 120,000 then 240,000 credits spent today
+    assert outputs[0] == "OK" and outputs[1] == "OK"  # 120,000 then 240,000 credits spent today (a hard cap)
     assert outputs[2].startswith("ERROR BudgetExceededError Credit budget reached: 240,000 credits spent today")
     assert "not sent and nothing was billed" in outputs[2] and _ledger_path() in outputs[2]
     assert standin.post_count == 2
@@ -198,16 +198,22 @@ def test_a_locked_ledger_is_a_logged_warning_when_recording_and_still_counted(bu
         # Write-ahead logging: reading (the budget check) still works while another process writes.
         tracker.set_limit(100)
         tracker.set_period("day")
-        tracker.check(1)
         assert tracker.spent_in("day") == 12
-        tracker.set_limit(10)
-        with pytest.raises(budget_mod.BudgetExceededError, match="12 credits spent today"):
-            tracker.check(1)
+        # A day budget writes each hold before sending: while the file stays locked, nothing is sent.
+        with pytest.raises(budget_mod.LedgerError, match="locked"):
+            tracker.admit([1.0])
+        assert tracker.held == 0
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    # Unlocked again: the ledger's 5 plus the 7 it could not take.
+    # Unlocked again: the ledger's 5 plus the 7 it could not take (written with the next write).
     assert tracker.spent_in("day") == 12
+    tracker.set_limit(10)
+    with pytest.raises(budget_mod.BudgetExceededError, match="12 credits spent today"):
+        tracker.admit([1.0])
+    tracker.set_limit(100)
+    tracker.release(tracker.admit([1.0])[0])
+    assert tracker.spent_in("day") == 12 and tracker.ledger.total() == 12
 
 
 def test_budget_route_sets_and_reports_the_period(budget_mod, tmp_path):

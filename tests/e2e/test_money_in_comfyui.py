@@ -128,7 +128,9 @@ def test_a_read_timeout_whose_log_row_failed_is_sent_once_more_and_returns_the_p
     assert entry["status"]["status_str"] == "success", status_messages(entry)
     assert standin.post_count == 2
     ids = [row["client_request_id"] for row in standin._admin("GET", "logs")["data"]]
-    assert len(ids) == 2 and len(set(ids)) == 1  # the same request, sent once more
+    # The same request sent once more, as its next attempt: one id per attempt, sharing the request's prefix.
+    assert len(ids) == 2 and {i.rsplit(".", 1)[0] for i in ids} == {ids[0].rsplit(".", 1)[0]}
+    assert sorted(i.rsplit(".", 1)[1] for i in ids) == ["1", "2"]
     assert len(impatient.output_files(entry)) == 1
 
 

@@ -165,8 +165,9 @@ function toast(severity, detail) {
   else if (severity === "error") console.warn(`Flux2 LoRA credit budget: ${detail}`);
 }
 
-// The server keeps the budget only in memory, so the stored setting is sent at start-up too:
-// the frontend calls onChange once when it registers the setting (oldValue undefined).
+// The pack keeps the budget on disk itself (in force from start-up, before any page loads); the stored
+// setting is sent at start-up too, so the server has what this page shows: the frontend calls onChange
+// once when it registers the setting (oldValue undefined).
 let budgetTimer = null;
 function sendBudgetSetting(value, atStartUp) {
   // An empty setting at start-up says nothing: a page opened in another browser must not

@@ -89,8 +89,8 @@ function toast(severity, summary, detail) {
   else if (severity === "error") console.warn(`${summary}: ${detail}`);
 }
 
-// Settings the server keeps only in memory: sent when changed and once at start-up (an empty
-// value at start-up says nothing, so a page opened elsewhere never clears what someone set).
+// Settings the pack also keeps on disk: sent when changed and once at start-up (an empty value at
+// start-up says nothing, so a page opened elsewhere never clears what someone set).
 let floorTimer = null;
 function sendFloorSetting(value, atStartUp) {
   if (atStartUp && !String(value ?? "").trim()) return;

@@ -162,16 +162,18 @@ def test_failure_of_a_shared_request_reaches_every_run_waiting_for_it(pack, api,
 def test_run_waiting_for_an_identical_request_is_free_even_at_the_budget(pack, api, standin):
     budget = sys.modules[f"{PACK_NAME}.api_client.budget"]
     generate(pack, seed=1)                 # 120,000 spent, the price known
-    budget.set_credit_budget(130_000)
+    budget.set_credit_budget(250_000)
     standin.latency = 1.0
-    first = threading.Thread(target=lambda: generate(pack, seed=2))  # crosses the budget: allowed
+    first = threading.Thread(target=lambda: generate(pack, seed=2))  # 240,000 with it: within the budget
     first.start()
-    while standin.post_count < 2:
+    deadline = time.monotonic() + 10
+    while standin.post_count < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert standin.post_count == 2
     same = generate(pack, seed=2)          # waits for the first one's answer; nothing new to pay
     assert _info(same)["credits_used"] == 0
     with pytest.raises(api.BudgetExceededError):
-        generate(pack, seed=3)
+        generate(pack, seed=3)             # 120,000 spent + 120,000 held + 120,000 would exceed it
     first.join(10)
     assert standin.post_count == 2
 

@@ -23,6 +23,7 @@ from ..api_client.ledger import default_ledger_path
 from ..api_client.limits import LIMITS
 from ..api_client.request import GenerationRequest, check_bool
 from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_user_dir
+from .lora_check import check_run_loras
 
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
@@ -112,6 +113,7 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     from ..api_client.preflight import run_money
 
     use_cache = check_bool("use_cache", use_cache)
+    lora_checks = check_run_loras(requests[0].loras, hooks)  # refused here: nothing admitted, nothing sent
     key_files = comfy_key_files()
     hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
     # The key is looked up only if a request must be sent: a run answered from the cache needs none.
@@ -147,6 +149,7 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
         "num_inference_steps": first.num_inference_steps,
         "acceleration": first.acceleration,
         "loras": [lora.to_json() for lora in first.loras],
+        "lora_checks": lora_checks,
         "credits_used": result.credits_used,
         "usd_spent": result.usd_spent,
         "price_estimate": money.info(),

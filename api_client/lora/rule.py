@@ -354,8 +354,7 @@ def classify(tensors: Mapping[str, Mapping[str, Any]], metadata: Mapping[str, st
         label, example = _other_model(other_sets)
         return Finding(OTHER_MODEL, label, fmt, rank,
                        f"a LoRA for {label}, not FLUX.2 [dev] ({_shown_layer(example)}; "
-                       f"{len(other_sets)} of {len(layers)} adapted layers fit other models, "
-                       f"{len(layers) - len(other_sets) - len(unknown) - len(wrong_sized)} fit FLUX.2 [dev])")
+                       f"{len(other_sets)} of its {len(layers)} adapted layers fit {label})")
     if wrong_sized:
         example = wrong_sized[0]
         return Finding(OTHER_MODEL, None, fmt, rank,

@@ -49,6 +49,8 @@ class LoraHost:
         self.bytes_served: Counter = Counter()
         self.requests: Counter = Counter()
         self.authorization_seen: list[str] = []
+        self.in_progress = 0
+        self.max_in_progress = 0  # GETs answered at once (the check reads a run's adapters at the same time)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._requested_port = port
@@ -109,6 +111,7 @@ class LoraHost:
             self.bytes_served.clear()
             self.requests.clear()
             self.authorization_seen.clear()
+            self.max_in_progress = self.in_progress
         self.latency = 0.0
         self.files = standard_files()
         self.repos = standard_repos()
@@ -117,7 +120,7 @@ class LoraHost:
         with self._lock:
             return {"bytes_served": dict(self.bytes_served), "requests": dict(self.requests),
                     "request_count": sum(self.requests.values()), "authorization_seen": len(self.authorization_seen),
-                    "latency": self.latency}
+                    "max_in_progress": self.max_in_progress, "latency": self.latency}
 
     @property
     def request_count(self) -> int:
@@ -129,6 +132,11 @@ class LoraHost:
             self.requests[path] += 1
             if authorization:
                 self.authorization_seen.append(authorization)
+
+    def _in_progress(self, step: int) -> None:
+        with self._lock:
+            self.in_progress += step
+            self.max_in_progress = max(self.max_in_progress, self.in_progress)
 
     def _served(self, name: str, size: int) -> None:
         with self._lock:
@@ -246,13 +254,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_lora/"):
             self._admin(path, b"")
             return
-        if host.latency and host.stopping.wait(host.latency):
-            self.close_connection = True
-            return
+        host._in_progress(1)
         try:
+            if host.latency and host.stopping.wait(host.latency):
+                self.close_connection = True
+                return
             self._route(host, unquote(path))
         except HANGUPS:
             self.close_connection = True
+        finally:
+            host._in_progress(-1)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0") or 0)

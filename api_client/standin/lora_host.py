@@ -250,10 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         host = self.server.host
         path = self.path.split("?", 1)[0]
-        host._count(path, self.headers.get("Authorization"))
         if path.startswith("/_lora/"):
-            self._admin(path, b"")
+            self._admin(path, b"")  # not counted: only what the pack asks is
             return
+        host._count(path, self.headers.get("Authorization"))
         host._in_progress(1)
         try:
             if host.latency and host.stopping.wait(host.latency):

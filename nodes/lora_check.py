@@ -54,9 +54,9 @@ def check_run_loras(loras: Any, hooks: Any = None) -> list[dict[str, Any]]:
     for index, check in enumerate(checks, 1):
         if check.verdict == UNKNOWN:
             log.warning("Flux2 LoRA: %s", check.warning())
-            lines.append(f"LoRA {index}: {check.line()}")
+            lines.append(f"LoRA {index}: {check.short_line()}")
         elif check.refused:
-            lines.append(f"LoRA {index}: {check.line()}")
+            lines.append(f"LoRA {index}: {check.short_line()}")
     _show_on_node(getattr(hooks, "node_id", None), lines)
     refuse_if_needed(checks)
     return [check.to_info() for check in checks]

@@ -419,9 +419,30 @@ def test_route_answers_the_adapter_line(pack, comfy_routes, lora_host):
 
     genuine, flux1, empty, invalid, off, after_off, back = run_client(app, steps)
     assert genuine == (200, {**genuine[1], "text": "FLUX.2 [dev] LoRA · rank 16 · 195 MB · ai-toolkit", "tone": "ok"})
-    assert flux1[1]["tone"] == "error" and flux1[1]["text"].startswith("Will be refused: a LoRA for FLUX.1 [dev]")
+    assert flux1[1]["tone"] == "error" and flux1[1]["text"] == "Will be refused: a LoRA for FLUX.1 [dev]"
+    assert flux1[1]["detail"].startswith("Will be refused: a LoRA for FLUX.1 [dev], not FLUX.2 [dev] (")
+    assert "Use a version of this LoRA trained for FLUX.2 [dev]" in flux1[1]["detail"]
     assert empty[1]["text"] == ""
-    assert invalid[1]["verdict"] == "invalid" and "owner/repo" in invalid[1]["text"]
+    assert invalid[1]["verdict"] == "invalid" and "owner/repo" in invalid[1]["detail"]
     assert off[0] == 200 and off[1]["enabled"] is False
-    assert after_off[1]["verdict"] == "off" and after_off[1]["text"].startswith("LoRA not checked")
+    assert after_off[1]["verdict"] == "off" and after_off[1]["text"] == "LoRA check off"
     assert back[1]["enabled"] is True
+
+
+def test_warnings_and_refusals_show_on_the_generating_node(pack, standin, lora_host, monkeypatch):
+    import types
+
+    sent = []
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_sync=lambda event, data: sent.append((event, data))))
+    monkeypatch.setitem(sys.modules, "server", server)
+    slow = f"{lora_host.root_url}/status/503/x.safetensors"
+    generate(pack, loras=[{"path": slow, "scale": 1.0}], unique_id="7")
+    with pytest.raises(_lora_mod("check").LoraRefusedError):
+        generate(pack, loras=[{"path": "standin/gated", "scale": 1.0}], unique_id="7")
+    shown = [data for event, data in sent if event == "flux2lora.lora_checks"]
+    assert shown == [{"node": "7", "lines": ["LoRA 1: Not recognised: will be sent anyway"]},
+                     {"node": "7", "lines": ["LoRA 1: Will be refused: gated, needs a login"]}]
+    statuses = [data["text"] for event, data in sent if event == "flux2lora.status"]
+    assert statuses[:2] == ["Checking 1 LoRA...", ""]

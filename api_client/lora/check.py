@@ -119,6 +119,25 @@ class LoraCheck:
             return f"Not recognised, will be sent anyway: {self.reason}."
         return f"Will be refused: {self.reason}. {_TO_DO.get(self.verdict, '')}".strip()
 
+    def short_line(self) -> str:
+        """The Adapter node's line, short enough for the node's width (``line()`` has the details)."""
+        if self.verdict in (OK, OFF):
+            return self.line() if self.verdict == OK else "LoRA check off"
+        if self.verdict == UNKNOWN:
+            return "Not recognised: will be sent anyway"
+        if self.verdict == OTHER_MODEL:
+            return f"Will be refused: a LoRA for {self.model or 'another model'}"
+        if self.verdict == NOT_A_LORA:
+            return "Will be refused: a checkpoint, not a LoRA" if self.format == "checkpoint" else \
+                "Will be refused: not a LoRA"
+        if self.verdict == NOT_SAFETENSORS:
+            return "Will be refused: an HTML page, not the file" if "HTML page" in self.reason else \
+                "Will be refused: not a safetensors file"
+        if self.verdict == NOT_FOUND:
+            return "Will be refused: not found"
+        return "Will be refused: gated, needs a login" if "gated" in self.reason else \
+            "Will be refused: private, or needs a login"
+
     def warning(self) -> str:
         return f"LoRA {self.path!r} not recognised as FLUX.2 [dev] (sent anyway): {self.reason}"
 

@@ -27,7 +27,9 @@ def _tone(check: LoraCheck) -> str:
 
 def lora_check_answer(query: Mapping[str, str], folder: Path | None = None,
                       environ: Mapping[str, str] | None = None, **options: Any) -> tuple[int, dict[str, Any]]:
-    """(status, {"path", "verdict", "model", "format", "rank", "bytes", "text", "tone"}) for ``query["path"]``.
+    """(status, {"path", "verdict", "model", "format", "rank", "bytes", "text", "detail", "tone"}) for a path.
+
+    ``text`` is the node's short line, ``detail`` the whole reason and what to do (``query["path"]``).
 
     An empty path answers an empty text; a path the Adapter node would refuse answers
     that error as the text. ``options`` go to ``check_loras`` (tests: session, deadline).
@@ -38,10 +40,12 @@ def lora_check_answer(query: Mapping[str, str], folder: Path | None = None,
     try:
         path = check_lora_path(raw)
     except InputError as exc:
-        return 200, {"path": raw, "verdict": "invalid", "text": f"Will be refused: {exc}", "tone": "error"}
+        return 200, {"path": raw, "verdict": "invalid", "text": "Will be refused: not a URL or owner/repo",
+                     "detail": f"Will be refused: {exc}", "tone": "error"}
     try:
         (check,) = check_loras([path], folder=folder, environ=environ, **options)
     except ConfigError as exc:
-        return 200, {"path": path, "verdict": None, "text": f"Not checked: {exc}", "tone": "warn"}
-    return 200, {**check.to_info(), "text": check.line(), "tone": _tone(check), "refused": check.refused,
-                 "cached": check.cached}
+        return 200, {"path": path, "verdict": None, "text": "LoRA not checked (see the setting)",
+                     "detail": f"Not checked: {exc}", "tone": "warn"}
+    return 200, {**check.to_info(), "text": check.short_line(), "detail": check.line(), "tone": _tone(check),
+                 "refused": check.refused, "cached": check.cached}

@@ -46,15 +46,15 @@ def _prompt(path: str, seed: int) -> dict:
 
 def test_a_lora_for_another_model_is_refused_before_any_post(check_on, standin):
     comfy = check_on
-    path = f"{standin.lora_root_url}/files/flux1-dev-kohya.safetensors"
+    path = f"{standin.lora_root_url}/files/klein-9b.safetensors"  # a file no other test checks (verdicts are kept)
     entry = comfy.post_prompt(_prompt(path, 9101), expect_success=False)
     messages = status_messages(entry)
     assert entry["status"]["status_str"] == "error", messages
-    assert "LoraRefusedError" in messages and "Not sent, nothing billed" in messages and "FLUX.1 [dev]" in messages
-    assert path in messages
+    assert "LoraRefusedError" in messages and "Not sent, nothing billed" in messages, messages
+    assert "FLUX.2 [klein] 9B" in messages and path in messages
     assert standin.post_count == 0
     stats = standin.lora_stats()
-    assert stats["bytes_served"]["flux1-dev-kohya.safetensors"] <= 1024 * 1024
+    assert 0 < stats["bytes_served"]["klein-9b.safetensors"] <= 1024 * 1024
     assert stats["authorization_seen"] == 0
 
 

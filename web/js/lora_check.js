@@ -16,6 +16,8 @@ const CHECK_ROUTE = "/flux2_lora/lora_check";
 const SETTING_ROUTE = "/flux2_lora/lora_check/setting";
 const CHECKS_EVENT = "flux2lora.lora_checks";
 const TYPING_PAUSE_MS = 600;
+const MAX_WIDTH = 480; // a node grows to show its line on one row, up to this width
+const PADDING = 40; // the element's own padding, and Nodes 2.0's inner margins
 
 const timers = new WeakMap();
 
@@ -26,6 +28,18 @@ function chain(target, name, handler) {
     handler.apply(this, args);
     return result;
   };
+}
+
+let measure = null;
+
+// The classic canvas lays the line out in the node's width, one row per line: widen the node (never
+// narrow it) so a line is not cut; Nodes 2.0 follows the node's size too.
+function fitWidth(node, lines) {
+  measure ??= document.createElement("canvas").getContext("2d");
+  if (!measure || !node.size || !lines.length) return;
+  measure.font = "12px sans-serif";
+  const wanted = Math.min(MAX_WIDTH, Math.ceil(Math.max(...lines.map((t) => measure.measureText(t).width))) + PADDING);
+  if (wanted > node.size[0]) node.setSize?.([wanted, node.size[1]]);
 }
 
 function pathOf(node) {
@@ -48,6 +62,7 @@ async function showLine(node) {
   if (node.flux2LoraQuery !== query) return; // the path changed meanwhile: a newer answer follows
   const line = loraLine(answer);
   displayOf(node).set("lora", line.text ? [line.text] : [], line.tone);
+  fitWidth(node, line.text ? [line.text] : []);
   refreshDisplay(node);
 }
 
@@ -62,6 +77,7 @@ function onChecks({ detail }) {
   if (!node?.flux2Display) return;
   const lines = Array.isArray(detail.lines) ? detail.lines.map(String) : [];
   node.flux2Display.set("lora", lines, "warn");
+  fitWidth(node, lines);
   refreshDisplay(node);
 }
 

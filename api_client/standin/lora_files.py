@@ -348,7 +348,8 @@ def standard_repos() -> dict[str, Repo]:
         "standin/no-safetensors": Repo({"lora.bin": raw_file(b"\x80\x02" + bytes(30)), "README.md": raw_file(b"#")}),
         "standin/gated": Repo({"pytorch_lora_weights.safetensors": genuine}, gated=True),
         "standin/private": Repo({"pytorch_lora_weights.safetensors": genuine}, private=True),
-        # The example workflows' placeholder names: genuine here, so their runs in tests pass the check.
+        # The demo's and the example workflows' placeholder names: genuine here, so their runs pass the check.
+        "example-user/flux2-watercolor-lora": Repo({"pytorch_lora_weights.safetensors": genuine}),
         "your-hf-name/your-style-lora": Repo({"pytorch_lora_weights.safetensors": genuine}),
         "your-hf-name/your-detail-lora": Repo({"lora.safetensors": flux2_dev_lora("ai-toolkit", 8)}),
     }

@@ -27,6 +27,8 @@ FRESH_SECONDS = 24 * 3600.0
 MAX_ENTRIES = 1000
 _MAX_FILE_BYTES = 4 * 1024 * 1024
 _LAYOUT = 1
+_locks: dict[str, threading.Lock] = {}
+_locks_lock = threading.Lock()
 
 
 def default_check_folder(folder: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -43,7 +45,8 @@ class VerdictCache:
     def __init__(self, folder: Path | str, fresh_seconds: float = FRESH_SECONDS) -> None:
         self.path = Path(folder) / FILE_NAME
         self.fresh_seconds = fresh_seconds
-        self._lock = threading.Lock()
+        with _locks_lock:  # one lock per file for the process: concurrent runs each open their own cache
+            self._lock = _locks.setdefault(str(self.path.resolve()), threading.Lock())
 
     def __repr__(self) -> str:
         return f"VerdictCache({str(self.path)!r})"

@@ -234,8 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
             while position <= end and not host.stopping.is_set():
                 last = min(end, position + _CHUNK - 1)
                 piece = file.read(position, last)
+                host._served(name, len(piece))  # counted first: a client that has the bytes sees them counted
                 self.wfile.write(piece)
-                host._served(name, len(piece))
                 position = last + 1
         except HANGUPS:
             self.close_connection = True

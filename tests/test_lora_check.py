@@ -446,3 +446,11 @@ def test_warnings_and_refusals_show_on_the_generating_node(pack, standin, lora_h
                      {"node": "7", "lines": ["LoRA 1: Will be refused: gated, needs a login"]}]
     statuses = [data["text"] for event, data in sent if event == "flux2lora.status"]
     assert statuses[:2] == ["Checking 1 LoRA...", ""]
+
+
+def test_a_token_in_a_lora_url_is_never_shown(pack, standin, lora_host, caplog):
+    path = f"{lora_host.root_url}/status/401/x.safetensors?token=civitai-secret-123"
+    with caplog.at_level(logging.DEBUG), pytest.raises(_lora_mod("check").LoraRefusedError) as caught:
+        generate(pack, loras=[{"path": path, "scale": 1.0}])
+    assert "civitai-secret-123" not in str(caught.value) and "token=***" in str(caught.value)
+    assert "civitai-secret-123" not in caplog.text

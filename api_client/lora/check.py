@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from ..deadline import Deadline
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, shown_url
 from .cache import VerdictCache, default_check_folder
 from .header import NotSafetensors, header_length, parse_header
 from .remote import (
@@ -139,7 +139,7 @@ class LoraCheck:
             "Will be refused: private, or needs a login"
 
     def warning(self) -> str:
-        return f"LoRA {self.path!r} not recognised as FLUX.2 [dev] (sent anyway): {self.reason}"
+        return f"LoRA {shown_url(self.path)!r} not recognised as FLUX.2 [dev] (sent anyway): {self.reason}"
 
 
 def _size(total: int) -> str:
@@ -291,7 +291,7 @@ def check_loras(loras: Sequence[Any], *, cancel: threading.Event | None = None,
     for path, future in futures.items():
         result = future.result() if future.done() and not future.cancelled() and not future.exception() else None
         if future.done() and future.exception() is not None:
-            log.warning("Flux2 LoRA: the check of %r failed: %r", path, future.exception())
+            log.warning("Flux2 LoRA: the check of %r failed: %s", shown_url(path), type(future.exception()).__name__)
             result = LoraCheck(path, UNKNOWN, reason=f"the check failed ({type(future.exception()).__name__})")
         results[path] = result or LoraCheck(path, UNKNOWN, reason=f"no answer within {deadline_seconds:g} s")
     return [results[path] for path in paths]
@@ -306,7 +306,8 @@ def refusal_message(checks: Sequence[LoraCheck]) -> str | None:
              "cannot work with FLUX.2 [dev]."]
     for i, check in refused:
         checked = f" (checked {check.file})" if check.file and "://" not in check.path and check.note else ""
-        lines.append(f"- loras[{i}] {check.path!r}{checked}: {check.reason}. {_TO_DO.get(check.verdict, '')}".strip())
+        lines.append(f"- loras[{i}] {shown_url(check.path)!r}{checked}: {check.reason}. "
+                     f"{_TO_DO.get(check.verdict, '')}".strip())
     lines.append(f"If you are sure, turn the check off (Settings → Flux2 LoRA → Check LoRAs, or {SWITCH_ENV}=0).")
     return "\n".join(lines)
 

@@ -96,7 +96,9 @@ def lora_host(_lora_host, standin, monkeypatch):
 
 
 def _lora_mod(name):
-    return sys.modules[f"{PACK_NAME}.api_client.lora.{name}"]
+    import importlib
+
+    return importlib.import_module(f"{PACK_NAME}.api_client.lora.{name}")
 
 
 def _path(host, where):
@@ -454,3 +456,19 @@ def test_a_token_in_a_lora_url_is_never_shown(pack, standin, lora_host, caplog):
         generate(pack, loras=[{"path": path, "scale": 1.0}])
     assert "civitai-secret-123" not in str(caught.value) and "token=***" in str(caught.value)
     assert "civitai-secret-123" not in caplog.text
+
+
+def test_comfyui_cancel_during_the_check_ends_the_node_and_sends_nothing(pack, standin, lora_host, comfy):
+    from conftest import InterruptProcessingException
+
+    lora_host.latency = 30.0
+
+    def cancel():
+        comfy.interrupted = True
+
+    threading.Timer(0.3, cancel).start()
+    started = time.monotonic()
+    with pytest.raises(InterruptProcessingException):
+        generate(pack, loras=[{"path": "standin/flux2-dev-diffusers", "scale": 1.0}])
+    assert time.monotonic() - started < 10  # generous: the LoRA host would answer after 30 s
+    assert standin.post_count == 0

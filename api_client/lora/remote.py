@@ -18,14 +18,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urljoin
 
 import requests
 
 from ..config import check_url_scheme, resolve_ca_bundle
 from ..deadline import DeadlineAdapter
-from ..errors import ConfigError, shown_url
+from ..errors import ConfigError
 from .header import FIRST_READ, HEADER_CAP, HeaderTooLong, NotSafetensors, header_length, sniff
 
 HF_ENDPOINT_ENV = "HF_ENDPOINT"  # huggingface_hub's own variable
@@ -388,14 +387,6 @@ def list_repo(reader: Reader, endpoint: str, repo: str) -> list[str]:
         if isinstance(name, str):
             files.append(name)
     return files
-
-
-def shown(url: str) -> str:
-    return shown_url(url, limit=120)
-
-
-def describe_size(total: Any) -> str:
-    return f"{total / 1e6:,.0f} MB" if isinstance(total, int) and total >= 1e6 else f"{total:,} bytes"
 
 
 __all__ = ["HEADER_CAP", "CheckStop", "FileHead", "Reader", "StopReading", "anonymous_session", "hf_endpoint",

@@ -3,6 +3,7 @@
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from .nodes.budget_routes import register_budget_routes
 from .nodes.key_routes import register_key_routes
+from .nodes.lora_routes import register_lora_routes
 from .nodes.money_routes import register_money_routes
 
 WEB_DIRECTORY = "./web"
@@ -12,5 +13,6 @@ WEB_DIRECTORY = "./web"
 register_key_routes()
 register_budget_routes()
 register_money_routes()
+register_lora_routes()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

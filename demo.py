@@ -74,12 +74,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(PACK_DIR))
     from api_client.limits import LIMITS
-    from api_client.standin import StandInServer
+    from api_client.standin import LoraHost, StandInServer
 
     key = "sk-demo-standin"
-    with StandInServer(key=key, latency=0.2).start() as server, tempfile.TemporaryDirectory() as cache_dir:
+    with StandInServer(key=key, latency=0.2).start() as server, LoraHost().start() as lora_host, \
+            tempfile.TemporaryDirectory() as cache_dir:
         # Only this process talks to the stand-in; the user's real key and result cache are not used.
-        os.environ.update(AIML_API_BASE=server.base_url, AIML_API_KEY=key, FLUX2_LORA_CACHE_DIR=cache_dir)
+        # The LoRA check reads the LoRA's header from the stand-in's LoRA host, with its own verdict cache.
+        os.environ.update(AIML_API_BASE=server.base_url, AIML_API_KEY=key, FLUX2_LORA_CACHE_DIR=cache_dir,
+                          HF_ENDPOINT=lora_host.root_url, XDG_CACHE_HOME=str(Path(cache_dir) / "xdg"))
         os.environ.pop("AIMLAPI_API_KEY", None)
         pack = load_pack_like_comfyui()
         try:
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
           f"at most {per_request} per request, and request k uses seed {seed} + k, so seeds {details['seeds']}")
     print(f"credits used {details['credits_used']:,.0f} (pretend: the stand-in's made-up price; nothing was billed)")
     print(f"second run with the same inputs: {json.loads(info_again)['cache_note']}")
+    for check in details.get("lora_checks", []):
+        print(f"LoRA check of {check['path']}: {check['verdict']} ({check['format']}, rank {check['rank']}; "
+              "only its header was read)")
     for path in paths:
         print(f"wrote {path}")
     print(f"done: {len(paths)} pictures in {args.out}/ (each shows its size, seed, request index and LoRAs)")

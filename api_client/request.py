@@ -192,8 +192,10 @@ def check_lora_path(value: Any, name: str = "path") -> str:
         except ValueError as exc:
             hint = "Remove the credentials from the URL." if "credentials" in str(exc) else "Copy the URL again."
             raise _fail(name, rule, shown, f"Refused because {exc}. {hint}") from None
-        if scheme != "https" or not host:
-            raise _fail(name, rule, shown, "Plain http and other schemes are not accepted.")
+        if not host or not (scheme == "https" or (scheme == "http" and is_loopback_host(host))):
+            # Plain http only for loopback hosts (a local LoRA host), as for every URL of the pack.
+            raise _fail(name, rule, shown, "Plain http (except to 127.0.0.1/localhost) and other schemes are not "
+                                           "accepted.")
         return path
     if not _HF_PATH.match(path) or ".." in path.split("/"):
         # "user:password@host/..." without "://" is no URL either, yet it may hold a password.

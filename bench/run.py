@@ -42,7 +42,7 @@ BATCH_SIZE = (1024, 768)  # the API's default size, landscape_4_3
 CONVERSION_SIDE = 2048
 CANCEL_AFTER = 0.3
 # "graph" needs a real ComfyUI (COMFYUI_DIR, COMFYUI_PYTHON; bench/comfy_graph.py) and is skipped without.
-FIGURES = ("startup", "conversion", "memory", "batch", "cancel", "graph")
+FIGURES = ("startup", "conversion", "memory", "batch", "cancel", "lora", "graph")
 # A new seed for every run (16 apart: a batch of 16 uses seed + k per request), so no run is a cache hit.
 _SEEDS = itertools.count(1, 16)
 
@@ -435,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         if "cancel" in only:
             measured("cancel", lambda p: measure_cancel(pack, standin, repeats, p))
         finish_saves(pack)
+    if "lora" in only:
+        from lora_check import measure_lora_check
+
+        measured("lora check", lambda p: [Figure(*f) for f in measure_lora_check(repeats, p.tick)])
     if "graph" in only:
         from comfy_graph import measure_graph
 

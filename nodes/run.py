@@ -21,6 +21,7 @@ from ..api_client.errors import APIResponseError, ImageDecodeError
 from ..api_client.limits import LIMITS
 from ..api_client.request import GenerationRequest, check_bool
 from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_money, comfy_user_dir
+from .lora_check import check_run_loras
 
 if TYPE_CHECKING:
     from ..api_client.batch import BatchResult
@@ -110,6 +111,9 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     from ..api_client.preflight import run_money
 
     use_cache = check_bool("use_cache", use_cache)
+    # Every money setting validated before anything goes out (a LoRA host included).
+    comfy_money().settings()
+    lora_checks = check_run_loras(requests[0].loras, hooks)  # refused here: nothing admitted, nothing sent
     key_files = comfy_key_files()
     hint = "Or paste it in ComfyUI under Settings → Flux2 LoRA → AI/ML API key. " if key_files else ""
     # The key is looked up only if a request must be sent: a run answered from the cache needs none.
@@ -118,7 +122,6 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     # Spending and holds go to the ledger in ComfyUI's user folder, so a per-day budget survives restarts;
     # the settings made in ComfyUI are kept there too and apply from the first run.
     budget = comfy_money()
-    budget.settings()  # every money setting validated before anything is sent
     money = run_money(client, comfy_user_dir())
     hooks = hooks if hooks is not None else RunHooks()
     total = sum(r.num_images for r in requests)
@@ -148,6 +151,7 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
         "num_inference_steps": first.num_inference_steps,
         "acceleration": first.acceleration,
         "loras": [lora.to_json() for lora in first.loras],
+        "lora_checks": lora_checks,
         "credits_used": result.credits_used,
         "usd_spent": result.usd_spent,
         "price_estimate": money.info(),

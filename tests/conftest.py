@@ -80,6 +80,8 @@ def standin(_server, monkeypatch, tmp_path):
     monkeypatch.delenv("FLUX2_LORA_BALANCE_FLOOR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the price file
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
+    # No LoRA check unless a test turns it on (tests/test_lora_check.py): it would ask huggingface.co.
+    monkeypatch.setenv("FLUX2_LORA_CHECK_LORAS", "0")
     # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
     monkeypatch.delenv("no_proxy", raising=False)

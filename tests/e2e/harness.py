@@ -106,6 +106,7 @@ class StandInProcess:
         self.python = python
         self.log_path = self.workdir / "standin.log"
         self.port: int | None = None
+        self.lora_port: int | None = None  # its LoRA host (the LoRA check's files and Hugging Face routes)
         self._process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> StandInProcess:
@@ -113,18 +114,21 @@ class StandInProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         port_file = self.workdir / "standin.port"
         port_file.unlink(missing_ok=True)
+        lora_port_file = self.workdir / "standin-lora.port"
+        lora_port_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [self.python, "-m", "api_client.standin", "--port", "0", "--port-file", str(port_file),
-                 "--key", self.key, "--strict"],
+                 "--key", self.key, "--strict", "--lora-port-file", str(lora_port_file)],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        while not port_file.exists():
+        while not port_file.exists() or not lora_port_file.exists():
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the stand-in did not start:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.05)
         self.port = int(port_file.read_text().strip())
+        self.lora_port = int(lora_port_file.read_text().strip())
         return self
 
     def stop(self) -> None:
@@ -141,6 +145,17 @@ class StandInProcess:
     def base_url(self) -> str:
         """The API base for ``AIML_API_BASE``."""
         return f"{self.root_url}/v1"
+
+    @property
+    def lora_root_url(self) -> str:
+        """The LoRA host: ``/files/<name>`` and the Hugging Face routes (``HF_ENDPOINT``)."""
+        return f"http://127.0.0.1:{self.lora_port}"
+
+    def lora_stats(self) -> dict[str, Any]:
+        """The LoRA host's counters: bytes_served per file, requests per path, authorization_seen."""
+        answer = http("GET", f"{self.lora_root_url}/_lora/stats")
+        assert answer.status == 200, answer.text
+        return answer.json()
 
     def _admin(self, method: str, path: str, body: Any = None) -> Any:
         answer = http(method, f"{self.root_url}/_standin/{path}", body)
@@ -172,8 +187,10 @@ class StandInProcess:
         return self._admin("GET", "requests")["requests"]
 
     def reset(self) -> None:
-        """Counters, bodies and faults cleared; latency 0, answers with URLs."""
+        """Counters, bodies and faults cleared; latency 0, answers with URLs (the LoRA host's too)."""
         self._admin("POST", "reset")
+        if self.lora_port is not None:
+            assert http("POST", f"{self.lora_root_url}/_lora/reset", {}).status == 200
 
     def queue_faults(self, post: Iterable[dict] = (), file: Iterable[dict] = ()) -> None:
         """Faults for the next generation POSTs / picture GETs (see api_client/standin/faults.py)."""
@@ -263,8 +280,14 @@ class ComfyUIProcess:
         env.pop("no_proxy", None)
         if self.key is not None:
             env["AIML_API_KEY"] = self.key
+        # The LoRA check is off unless a test turns it on (example workflows name huggingface.co URLs);
+        # Hugging Face names are looked up at the stand-in's LoRA host, never on the network.
+        env["FLUX2_LORA_CHECK_LORAS"] = "0"
+        env["HF_ENDPOINT"] = "http://127.0.0.1:9"
         if self.standin is not None:
             env["AIML_API_BASE"] = self.standin.base_url
+            if self.standin.lora_port is not None:
+                env["HF_ENDPOINT"] = self.standin.lora_root_url
         env.update(self._extra_env)
         return env
 

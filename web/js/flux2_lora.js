@@ -25,7 +25,7 @@ const DISPLAY_WIDGET = "flux2_display"; // its own type: Nodes 2.0 mounts unknow
 const DISPLAY_CLASS = "flux2-lora-display";
 const LINE_HEIGHT = 16;
 const DISPLAY_MARGIN = 2;
-const TONE_COLOURS = { status: "#f0c674", info: "#9fd49f" };
+const TONE_COLOURS = { status: "#f0c674", info: "#9fd49f", warn: "#f0c674", error: "#ff8a80" };
 const BUDGET_ROUTE = "/flux2_lora/budget";
 const BUDGET_TYPING_PAUSE_MS = 800; // a text setting changes on every key press
 
@@ -263,5 +263,6 @@ app.registerExtension({
   },
 });
 
-// For the pack's other pieces that add a part to a node's display (web/js/price.js: "price").
-export { displayOf, refresh as refreshDisplay };
+// For the pack's other pieces that add a part to a node's display (web/js/price.js: "price",
+// web/js/lora_check.js: "lora", on the Adapter node whose display it attaches).
+export { attachDisplay, displayOf, refresh as refreshDisplay };

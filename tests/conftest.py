@@ -65,6 +65,11 @@ def standin(_server, monkeypatch, tmp_path):
 
     Each test gets its own empty result cache and no credit budget.
     """
+    # Pictures an earlier test's runs no longer wanted may still be downloading for its cache: let them
+    # end first, so this test's counters start at zero.
+    inflight = sys.modules.get(f"{PACK_NAME}.api_client.inflight")
+    if inflight is not None:
+        inflight.wait_for_background_work(timeout=10)
     _server.reset()
     _reset_credit_budget()
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)

@@ -391,8 +391,8 @@ class ApiClient:
 
     def generate(self, body: dict[str, Any], cancel: threading.Event | None = None,
                  request_id: str | None = None, *, may_send: Callable[[], bool] | None = None,
-                 log_wait_seconds: float | None = None,
-                 on_attempt: Callable[[int], None] | None = None) -> GenerationResponse:
+                 log_wait_seconds: float | None = None, on_attempt: Callable[[int], None] | None = None,
+                 first_attempt: int = 1, on_cleared: Callable[[int], None] | None = None) -> GenerationResponse:
         """POST one generation request, retrying only what cannot have been billed.
 
         Attempt *n* carries ``X-Client-Request-Id: <request_id>.<n>`` (``request_id``, or a new
@@ -405,6 +405,8 @@ class ApiClient:
         wants it was cancelled) are checked in this thread, then ``on_attempt(n)`` (the money
         component notes the attempt on disk; whatever it raises stops the send). The usage-log
         wait is ``log_wait_seconds`` (default: env FLUX2_LORA_LOG_WAIT, read before sending).
+        ``first_attempt``: the number of the first attempt (a request taken up again continues its count);
+        ``on_cleared(n)``: attempt n ended surely unbilled and will be sent again after a wait.
 
         The request first waits for one of the process's request slots
         (``request_slots``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
@@ -419,13 +421,14 @@ class ApiClient:
             raise ValueError(f"request id {request_id!r} is not 1-125 characters of A-Z a-z 0-9 . _ : -")
         wait = log_wait() if log_wait_seconds is None else log_wait_seconds
         with request_slots().slot(cancel):
-            return self._generate(body, cancel, request_id, may_send, wait, on_attempt)
+            return self._generate(body, cancel, request_id, may_send, wait, on_attempt, first_attempt, on_cleared)
 
     def _generate(self, body: dict[str, Any], cancel: threading.Event | None, request_id: str,
                   may_send: Callable[[], bool] | None, wait: float,
-                  on_attempt: Callable[[int], None] | None) -> GenerationResponse:
+                  on_attempt: Callable[[int], None] | None, first_attempt: int = 1,
+                  on_cleared: Callable[[int], None] | None = None) -> GenerationResponse:
         url = f"{self.base_url}/images/generations"
-        attempts = 0
+        attempts = first_attempt - 1  # a request sent again after a Cancel never reuses an attempt's id
         retry_number = 0
         resent = 0
         first_sent = time.time()
@@ -446,6 +449,8 @@ class ApiClient:
                     raise outcome.error
                 pause = self.retry.backoff(retry_number)
                 retry_number += 1
+                if on_cleared is not None:
+                    on_cleared(attempts)  # surely not billed: said before the wait, a restart may come
                 log.info("connection to %s failed (%s); retry %d in %.1f s",
                          urlsplit(url).hostname, outcome.reason, attempts, pause)
                 sleep_or_cancel(pause, cancel)
@@ -482,6 +487,8 @@ class ApiClient:
             if response.status_code in RETRY_STATUSES and retry_number < self.retry.max_retries:
                 pause = self._wait_for(response, retry_number)
                 if pause is not None:
+                    if on_cleared is not None:
+                        on_cleared(attempts)
                     log.info("API answered %d; retry %d in %.1f s", response.status_code, attempts, pause)
                     retry_number += 1
                     sleep_or_cancel(pause, cancel)

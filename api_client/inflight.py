@@ -87,6 +87,7 @@ class SharedRequest:
         # Our request id (its hold's in the ledger); attempt n is sent as "<id>.<n>" (see usage_logs).
         self.request_id = hold.request_id if hold is not None else new_request_id()
         self._log_wait = log_wait
+        self._attempts = 0  # attempts sent so far, kept if the request is taken up again after a Cancel
         self.count = int(body["num_images"])
         self.key = key if cache is not None else None
         self._slot = (str(cache.root), key) if cache is not None and key is not None else None
@@ -179,7 +180,8 @@ class SharedRequest:
             try:
                 response = self.client.generate(self.body, self._send_cancel, self.request_id,
                                                 may_send=self._wanted, log_wait_seconds=self._log_wait,
-                                                on_attempt=self._note_attempt)
+                                                on_attempt=self._note_attempt, first_attempt=self._attempts + 1,
+                                                on_cleared=self._note_cleared)
             except Cancelled:
                 # Nothing was sent (or only what was surely refused). A run may have joined meanwhile.
                 with _registry_lock, self._lock:
@@ -213,8 +215,13 @@ class SharedRequest:
 
     def _note_attempt(self, attempt: int) -> None:
         # The ledger learns of each attempt before it is sent (a restart then knows which rows to ask for).
+        self._attempts = attempt
         if self._budget is not None and self._hold is not None:
             self._budget.note_attempt(self._hold, attempt)
+
+    def _note_cleared(self, attempt: int) -> None:
+        if self._budget is not None and self._hold is not None:
+            self._budget.note_cleared(self._hold, attempt)
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:

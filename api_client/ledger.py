@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS holds (
     credits REAL,
     usd REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    cleared INTEGER NOT NULL DEFAULT 0,
     host TEXT,
     pid INTEGER,
     owner TEXT
@@ -67,6 +68,11 @@ CREATE TABLE IF NOT EXISTS holds (
 # had the same id before a restart.
 HOST = socket.gethostname()[:200]
 PROCESS_TOKEN = f"{os.getpid()}-{os.urandom(8).hex()}"
+
+
+# A hold is the request's; its end may come under one attempt's id, "<request id>.<n>".
+_DROP_HOLD = ("DELETE FROM holds WHERE request_id = ? OR substr(?, 1, length(request_id) + 1) = "
+              "request_id || '.'")
 
 
 class LedgerError(Flux2Error):
@@ -104,6 +110,7 @@ class HoldRow:
     credits: float | None
     usd: float | None
     attempts: int
+    cleared: int  # attempts known to have ended unbilled (refused, or never connected)
     host: str | None
     pid: int | None
     owner: str | None
@@ -169,6 +176,8 @@ class SpendingLedger:
             # On every open: a file replaced or emptied meanwhile gets its tables back at once.
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
+            if "cleared" not in {row[1] for row in conn.execute("PRAGMA table_info(holds)")}:
+                conn.execute("ALTER TABLE holds ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0")  # an older file
         except BaseException:
             conn.close()
             raise
@@ -204,9 +213,7 @@ class SpendingLedger:
             "INSERT OR IGNORE INTO spend (at, credits, usd, request_id, inference_id, pid) VALUES (?, ?, ?, ?, ?, ?)",
             (row.at, row.credits, row.usd, row.request_id, row.inference_id, os.getpid()))
         if row.request_id is not None:
-            # The hold is the request's; the cost may come under one attempt's id, "<request id>.<n>".
-            conn.execute("DELETE FROM holds WHERE request_id = ? OR substr(?, 1, length(request_id) + 1) = "
-                         "request_id || '.'", (row.request_id, row.request_id))
+            conn.execute(_DROP_HOLD, (row.request_id, row.request_id))
         return cursor.rowcount == 1
 
     def record(self, credits: float, usd: float | None = None, request_id: str | None = None,
@@ -247,11 +254,14 @@ class SpendingLedger:
         return float(row[0][0]) + self._pending_total(since)
 
     def committed(self, since: float | None = None) -> tuple[float, float]:
-        """(credits billed, credits held by requests in flight at their estimates) since ``since``."""
+        """(credits billed since ``since``, credits held by every request still in flight at its estimate).
+
+        Every open hold counts, whenever it was admitted: its cost is recorded when it settles,
+        so one admitted before midnight is billed in the new day.
+        """
         held = 0.0
         if self.path.exists():
-            held = float(self._read("SELECT COALESCE(SUM(credits), 0) FROM holds WHERE ? IS NULL OR at >= ?",
-                                    (since, since))[0][0])
+            held = float(self._read("SELECT COALESCE(SUM(credits), 0) FROM holds", ())[0][0])
         return self.total(since), held
 
     def admit(self, holds: Sequence[tuple[str, float | None, float | None]], since: float | None,
@@ -266,8 +276,7 @@ class SpendingLedger:
         def work(conn: sqlite3.Connection) -> None:
             spent = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM spend WHERE ? IS NULL OR at >= ?",
                                  (since, since)).fetchone()[0]
-            held = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM holds WHERE ? IS NULL OR at >= ?",
-                                (since, since)).fetchone()[0]
+            held = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM holds").fetchone()[0]  # every open one
             check(float(spent), float(held))  # rows pending from earlier failures were written just now
             conn.executemany(
                 "INSERT OR REPLACE INTO holds (request_id, at, credits, usd, attempts, host, pid, owner) "
@@ -281,14 +290,19 @@ class SpendingLedger:
         self._write("written", lambda conn: conn.execute(
             "UPDATE holds SET attempts = MAX(attempts, ?) WHERE request_id = ?", (attempt, request_id)))
 
+    def note_cleared(self, request_id: str, attempt: int) -> None:
+        """Say that attempt ``attempt`` of a held request ended surely unbilled (before it is sent again)."""
+        self._write("written", lambda conn: conn.execute(
+            "UPDATE holds SET cleared = MAX(cleared, ?) WHERE request_id = ?", (attempt, request_id)))
+
     def drop_hold(self, request_id: str) -> None:
-        """End a hold without cost: the request surely was not billed (or never sent)."""
-        self._write("written", lambda conn: conn.execute("DELETE FROM holds WHERE request_id = ?", (request_id,)))
+        """End a hold without cost: the request (``request_id``, or one attempt's ``<id>.<n>``) was not billed."""
+        self._write("written", lambda conn: conn.execute(_DROP_HOLD, (request_id, request_id)))
 
     def holds(self) -> list[HoldRow]:
         """Every hold still open, oldest first."""
         if not self.path.exists():
             return []
-        rows = self._read("SELECT request_id, at, credits, usd, attempts, host, pid, owner FROM holds ORDER BY at",
-                          ())
+        rows = self._read("SELECT request_id, at, credits, usd, attempts, cleared, host, pid, owner FROM holds "
+                          "ORDER BY at", ())
         return [HoldRow(*row) for row in rows]

@@ -67,8 +67,12 @@ _ENV_NAMES = (BUDGET_ENV, PERIOD_ENV, "FLUX2_LORA_BALANCE_FLOOR", "FLUX2_LORA_LO
               "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_MAX_IN_FLIGHT")
 # Orphaned holds are asked about at most this often (each ask reads a few pages of /v2/logs).
 RECOVERY_INTERVAL = 10.0
+# How long after a request its usage-log rows are looked for (its answer's wait, retries and log delay).
+REQUEST_WINDOW = 3600.0
 # How long one admission may spend asking the usage logs about them, all holds together.
 RECOVERY_DEADLINE = 5.0
+# A balance read may not show what was billed this long before it yet: such settlements count too.
+BALANCE_LAG = 60.0
 # What the floor remembers of settled requests, to count those the balance read may not show yet.
 _SETTLED_MEMORY = 600.0
 
@@ -203,7 +207,7 @@ def settings_path(user_dir: Path) -> Path:
 class Hold:
     """One admitted request's claim: its estimated credits and USD (None: not known) and its request id."""
 
-    __slots__ = ("estimate", "in_ledger", "open", "request_id", "usd")
+    __slots__ = ("at", "attempts", "estimate", "in_ledger", "open", "request_id", "unresolved", "usd")
 
     def __init__(self, estimate: float | None, usd: float | None = None, request_id: str | None = None) -> None:
         self.estimate = estimate
@@ -211,6 +215,10 @@ class Hold:
         self.request_id = request_id or new_request_id()
         self.open = True
         self.in_ledger = False
+        self.at = time.time()
+        self.attempts = 0
+        # Ended without an answer, may have been billed, price unknown: open until the usage logs tell.
+        self.unresolved = False
 
     def __repr__(self) -> str:
         return f"Hold(estimate={self.estimate!r}, usd={self.usd!r}, open={self.open})"
@@ -259,6 +267,7 @@ class Money:
         self._balance_problem = ""
         self._settled_usd: deque[tuple[float, float]] = deque()
         self._recovered_at = -math.inf
+        self._asked_at: dict[str, float] = {}  # request id -> when the usage logs were last asked about it
 
     # -- where things are kept ------------------------------------------------
 
@@ -278,20 +287,30 @@ class Money:
         with self._lock:
             if self._store is not None and self._store.path == path:
                 return
-            store = self._store = SettingsStore(path)
+            self._store = SettingsStore(path)
+        self._apply_store()
+
+    def _apply_store(self) -> None:
+        """Take every setting kept on disk (another process may have set one); a bad file is kept as the problem."""
+        with self._lock:
+            store = self._store
+        if store is None:
+            return
         try:
-            kept = store.load()
-            problem = None
+            kept, problem = store.load(), None
         except ConfigError as exc:
             kept, problem = {}, exc
+        values: dict[str, Any] = {}
+        for key in SettingsStore.KEYS:
+            try:
+                values[key] = self._checked(key, kept.get(key))
+            except ConfigError as exc:
+                values[key] = None
+                problem = ConfigError(f"The Flux2 LoRA settings file {store.path} holds a bad value: {exc} "
+                                      "Set it again in ComfyUI's settings.")
         with self._lock:
+            self._frontend.update(values)
             self._store_problem = problem
-            for key, value in kept.items():
-                try:
-                    self._frontend[key] = self._checked(key, value)
-                except ConfigError as exc:
-                    self._store_problem = ConfigError(f"The Flux2 LoRA settings file {path} holds a bad value: "
-                                                      f"{exc} Set it again in ComfyUI's settings.")
 
     @staticmethod
     def _checked(key: str, value: Any) -> Any:
@@ -306,13 +325,24 @@ class Money:
         return parse_floor(str(value), "The balance floor setting")
 
     def _set(self, key: str, value: Any) -> None:
+        """Set one setting and keep it on disk: the file is read again and only this key changed in it, so
+        a setting another process kept meanwhile is not lost; a damaged file is replaced whole."""
         value = self._checked(key, value)
         with self._lock:
-            self._frontend[key] = value
-            values = dict(self._frontend)
             store = self._store
-        if store is not None:
-            store.save(values)
+        if store is None:
+            with self._lock:
+                self._frontend[key] = value
+            return
+        try:
+            kept = store.load()
+        except ConfigError:
+            kept = {}
+        kept[key] = value
+        store.save(kept)
+        self._apply_store()
+        with self._lock:
+            self._frontend[key] = value  # in force here even if the file could not be written
 
     @property
     def ledger(self) -> SpendingLedger | None:
@@ -324,6 +354,10 @@ class Money:
     def settings(self, environ: Mapping[str, str] | None = None) -> MoneySettings:
         """Every money setting in force, validated (``ConfigError`` names a bad one); re-read only on a change."""
         env = os.environ if environ is None else environ
+        with self._lock:
+            problem = self._store_problem
+        if problem is not None:
+            self._apply_store()  # fixed or deleted meanwhile, as the error advised?
         with self._lock:
             frontend = dict(self._frontend)
             problem = self._store_problem
@@ -494,6 +528,7 @@ class Money:
         flag = _CancelFlag(is_cancelled) if is_cancelled is not None else None
         self._wait_for_admission(cancel, poll_interval)
         try:
+            settings = self.settings()  # again: a setting changed while this run waited for its turn counts
             balance = None
             try:
                 if settings.floor is not None and client is not None:
@@ -501,6 +536,9 @@ class Money:
                     cancel()
                 if settings.ledger_period and client is not None:
                     self.recover_orphans(client, cancel=flag)
+                    cancel()
+                if settings.budget is not None and client is not None:
+                    self._resolve_unresolved(client, flag)
                     cancel()
             except Cancelled:
                 cancel()  # the run's own Cancel (ComfyUI's interrupt, say), if it has one
@@ -533,9 +571,14 @@ class Money:
                         reestimate: Callable[[], Sequence[float | None]] | None) -> list[Hold]:
         warned = False
         while True:
-            if warned and reestimate is not None:
-                estimates = list(reestimate())  # the answer waited for may have made the price known
+            if warned:
+                settings = self.settings()  # a setting changed during the wait counts
+                if reestimate is not None:
+                    estimates = list(reestimate())  # the answer waited for may have made the price known
             with self._lock:
+                unresolved = [h for h in self._holds if h.unresolved]
+                if settings.budget is not None and unresolved:
+                    raise BudgetExceededError(_unresolved_refusal(unresolved, len(estimates)))
                 unknown_in_flight = any(h.estimate is None for h in self._holds)
                 if settings.budget is None or not unknown_in_flight:
                     self._check_floor(settings, balance, usd, len(estimates))
@@ -585,6 +628,14 @@ class Money:
             return
         known = all(e is not None for e in estimates)
         own = sum(e or 0.0 for e in estimates)
+        unknown = sum(e is None for e in estimates)
+        if unknown > 1:
+            raise BudgetExceededError(
+                f"Credit budget: the price of this model is not known yet in this ComfyUI process (no request of "
+                f"it has been billed with a cost yet), and under a budget at most one request of unknown price "
+                f"is sent at a time; this node's {len(estimates)} requests were not sent and nothing was billed. "
+                "Run it once with num_images 4 or fewer (one request) so its answer shows the price, then run "
+                f"the rest; or remove the budget ({BUDGET_ENV} or the setting).")
         if (spent + held + own <= limit) if known else (spent + held < limit):
             return
         raise BudgetExceededError(_refusal(settings, spent, held, own if known else None, len(estimates),
@@ -605,7 +656,7 @@ class Money:
         while self._settled_usd and self._settled_usd[0][0] < cutoff:
             self._settled_usd.popleft()
         committed = sum(h.usd or 0.0 for h in self._holds) + sum(
-            amount for at, amount in self._settled_usd if at >= balance.at)
+            amount for at, amount in self._settled_usd if at >= balance.at - BALANCE_LAG)
         own = None if any(u is None for u in usd) else sum(usd)  # type: ignore[arg-type]
         after = balance.usd - committed - (own or 0.0)
         if after >= floor and (own is not None or balance.usd - committed > floor):
@@ -628,6 +679,7 @@ class Money:
 
         If the ledger cannot take it while a ledger budget needs it, ``LedgerError``: not sent.
         """
+        hold.attempts = max(hold.attempts, attempt)
         ledger = self.ledger
         if ledger is None or not hold.in_ledger:
             return
@@ -641,6 +693,16 @@ class Money:
             if needed:
                 raise
             log.warning("attempt %d of request %s not noted in the ledger", attempt, hold.request_id)
+
+    def note_cleared(self, hold: Hold, attempt: int) -> None:
+        """Say in the ledger that attempt ``attempt`` ended surely unbilled (a restart need not ask the logs)."""
+        ledger = self.ledger
+        if ledger is None or not hold.in_ledger:
+            return
+        try:
+            ledger.note_cleared(hold.request_id, attempt)
+        except LedgerError as exc:
+            log.warning("%s", exc)  # the hold only waits longer for the usage logs after a restart
 
     def settle(self, hold: Hold, credits_used: float | None, *, usd: float | None = None,
                request_id: str | None = None, inference_id: str | None = None) -> None:
@@ -659,6 +721,15 @@ class Money:
     def release(self, hold: Hold, may_have_billed: bool = False, request_id: str | None = None) -> None:
         """The request failed: drop its hold, or (``may_have_billed``) count its estimate as spent."""
         if not hold.open:
+            return
+        if may_have_billed and hold.estimate is None:
+            # Unknown is never free: it stays open, refusing budgeted runs until the usage logs tell.
+            with self._lock:
+                hold.unresolved = True
+                self._unreported += 1
+                self._changed.notify_all()
+            log.warning("request %s of unknown price may have been billed; what it cost is asked of the usage "
+                        "logs before the next run under a credit budget", hold.request_id)
             return
         if may_have_billed:
             log.info("A request that may have been billed failed; counting its estimated %s against the budget.",
@@ -729,13 +800,13 @@ class Money:
         """Settle or drop the holds of processes that are gone, from the usage logs; how many were resolved.
 
         A hold whose request has a ``succeeded`` row is billed at the row's cost (its estimate if
-        the row gives none); one whose every attempt has a ``failed`` row (or that was never sent)
-        is dropped; any other keeps counting at its estimate. Asked at most every
-        ``RECOVERY_INTERVAL`` seconds, within ``RECOVERY_DEADLINE`` seconds in all; a failure of
-        the logs changes nothing; ``cancel`` ends it at once (``Cancelled``).
+        the row gives none); one whose last attempt has a ``failed`` row (or that was never sent) is
+        dropped: every earlier attempt was sent again only once it surely was not billed. Any other
+        keeps counting at its estimate. Asked at most every ``RECOVERY_INTERVAL`` seconds, within
+        ``RECOVERY_DEADLINE`` seconds in all, the oldest hold not asked about for longest first; a
+        failure of the logs changes nothing; ``cancel`` ends it at once (``Cancelled``).
         """
         from .service import ServiceUnavailable
-        from .usage_logs import attempt_request_id, rows_for
 
         ledger = self.ledger
         now = time.monotonic()
@@ -748,42 +819,70 @@ class Money:
         except LedgerError as exc:
             log.warning("%s", exc)
             return 0
+        # Those asked about least recently first, so holds the logs cannot resolve never starve the others.
+        orphans.sort(key=lambda hold: self._asked_at.get(hold.request_id, 0.0))
         resolved = 0
         deadline = time.monotonic() + RECOVERY_DEADLINE
         for hold in orphans:
             try:
-                if hold.attempts == 0:
-                    ledger.drop_hold(hold.request_id)  # never sent: the process died before its POST
+                if hold.attempts <= hold.cleared:
+                    # Never sent (the process died before its POST), or its last attempt was refused.
+                    ledger.drop_hold(hold.request_id)
                     resolved += 1
                     continue
                 if time.monotonic() >= deadline:
                     break
-                rows = rows_for(client, hold.request_id, hold.at, cancel=cancel, deadline=deadline)
+                self._asked_at[hold.request_id] = time.monotonic()
+                verdict = _log_verdict(client, hold.request_id, hold.at, hold.attempts, hold.credits, hold.usd,
+                                       cancel, deadline)
             except (ServiceUnavailable, LedgerError) as exc:
                 log.warning("request %s left in flight by a stopped ComfyUI still counts at its estimate: %s",
                             hold.request_id, getattr(exc, "reason", exc))
                 continue
-            succeeded = [row for row in rows if row.status == "succeeded"]
-            failed = {row.client_request_id for row in rows if row.status == "failed"}
             try:
-                if succeeded:
-                    credits = sum(row.credits if valid_amount(row.credits) else (hold.credits or 0.0)
-                                  for row in succeeded)
-                    usd = sum(row.usd for row in succeeded if valid_amount(row.usd)) or hold.usd
-                    ledger.record(credits, usd, hold.request_id, succeeded[0].inference_id)
+                if verdict is None:
+                    continue
+                if verdict[0] == "billed":
+                    _, credits, usd, inference_id = verdict
+                    ledger.record(credits, usd, hold.request_id, inference_id)
                     log.info("request %s left in flight by a stopped ComfyUI was billed %s (usage logs)",
                              hold.request_id, credits_text(credits))
-                elif all(attempt_request_id(hold.request_id, n) in failed for n in range(1, hold.attempts + 1)):
+                else:
                     ledger.drop_hold(hold.request_id)
                     log.info("request %s left in flight by a stopped ComfyUI failed (usage logs): not billed",
                              hold.request_id)
-                else:
-                    continue
             except LedgerError as exc:
                 log.warning("%s", exc)
                 continue
             resolved += 1
         return resolved
+
+    def _resolve_unresolved(self, client: ApiClient, cancel: Any = None) -> None:
+        """Ask the usage logs about this process's requests of unknown price that may have been billed."""
+        from .service import ServiceUnavailable
+
+        with self._lock:
+            waiting = [h for h in self._holds if h.unresolved]
+        deadline = time.monotonic() + RECOVERY_DEADLINE
+        for hold in waiting:
+            try:
+                verdict = _log_verdict(client, hold.request_id, hold.at, hold.attempts, None, hold.usd, cancel,
+                                       deadline)
+            except ServiceUnavailable as exc:
+                log.warning("request %s of unknown price: the usage logs could not tell (%s)", hold.request_id,
+                            exc.reason)
+                continue
+            if verdict is None:
+                continue
+            with self._lock:
+                hold.unresolved = False
+                self._unreported -= 1
+            if verdict[0] == "billed" and valid_amount(verdict[1]):
+                self.settle(hold, verdict[1], usd=verdict[2], inference_id=verdict[3])
+            elif verdict[0] == "billed":
+                self.settle(hold, None, usd=verdict[2], inference_id=verdict[3])  # billed, amount unknown
+            else:
+                self.release(hold)
 
     # -- what the frontend shows -----------------------------------------------------------
 
@@ -805,6 +904,40 @@ class Money:
                 period_spent = None
             shown.update(period=period, period_spent=period_spent)
         return shown
+
+
+def _log_verdict(client: ApiClient, request_id: str, at: float, attempts: int, estimate: float | None,
+                 usd_estimate: float | None, cancel: Any, deadline: float) -> tuple | None:
+    """What the usage logs say a request cost: ("billed", credits, usd, inference id), ("unbilled",) or None.
+
+    Billed: a ``succeeded`` row of any attempt (at the row's cost, else ``estimate``, which may be
+    None: unknown). Unbilled: the last attempt's ``failed`` row (earlier attempts were sent again only
+    once surely unbilled). The window ends a while after the request, so the key's later usage
+    cannot push its rows out of the pages read.
+    """
+    from .usage_logs import attempt_request_id, rows_for
+
+    rows = rows_for(client, request_id, at, cancel=cancel, deadline=deadline, until=at + REQUEST_WINDOW)
+    succeeded = [row for row in rows if row.status == "succeeded"]
+    if succeeded:
+        costs = [row.credits if valid_amount(row.credits) else estimate for row in succeeded]
+        credits = None if any(c is None for c in costs) else sum(costs)  # type: ignore[arg-type]
+        usd = sum(row.usd for row in succeeded if valid_amount(row.usd)) or usd_estimate
+        return "billed", credits, usd, succeeded[0].inference_id
+    last = attempt_request_id(request_id, max(1, attempts))
+    if any(row.status == "failed" and row.client_request_id == last for row in rows):
+        return ("unbilled",)
+    return None
+
+
+def _unresolved_refusal(holds: Sequence[Hold], requests: int) -> str:
+    ids = ", ".join(h.request_id for h in holds[:3])
+    asked = "request was" if requests == 1 else f"{requests} requests were"
+    return (f"Credit budget: request {ids} of a price not known yet may have been billed (its answer never came "
+            "and the usage logs have not told yet), so what was spent is unknown and the budget cannot be "
+            f"checked. This node's {asked} not sent and nothing was billed. Run again in a minute (the usage "
+            "logs are asked again first), or check your usage at https://aimlapi.com/app and raise or remove "
+            f"the budget ({BUDGET_ENV} or the setting).")
 
 
 def _refusal(settings: MoneySettings, spent: float, held: float, own: float | None, requests: int,

@@ -169,12 +169,16 @@ class PriceBook:
         return _number(value) or None
 
     def learn_rate(self, credits: float | None, usd: float | None) -> None:
-        """Keep the credits-per-USD rate one answer showed (both cost headers present)."""
+        """Keep the credits-per-USD rate one answer showed (both cost headers present): the highest seen.
+
+        The highest, so one odd answer can never make later estimates in credits too low.
+        """
         if credits is None or usd is None or credits <= 0 or usd <= 0:
             return
         with self._lock:
             state = self._load()
-            if state.get("credits_per_usd") != credits / usd:
+            kept = _number(state.get("credits_per_usd")) or 0.0
+            if credits / usd > kept:
                 state["credits_per_usd"] = credits / usd
                 self._save()
 

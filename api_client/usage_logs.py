@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import Cancelled, ConfigError
+from .limits import MODEL_EDIT, MODEL_GENERATE
 from .service import ServiceUnavailable, finite_amount, service_get
 
 if TYPE_CHECKING:
@@ -134,13 +135,17 @@ def belongs_to(row: LogRow, request_id: str) -> bool:
 
 
 def rows_for(client: ApiClient, request_id: str, sent_at: float, *, cancel: threading.Event | None = None,
-             deadline: float | None = None) -> list[LogRow]:
+             deadline: float | None = None, until: float | None = None) -> list[LogRow]:
     """Every row of an attempt of ``request_id`` in a window around ``sent_at`` (a Unix time).
 
+    The window ends now, or at ``until`` (a Unix time) if that is earlier, plus a margin.
     ``deadline`` (monotonic) bounds every page's GET, ``cancel`` ends them at once (``Cancelled``).
     """
-    params = [("start", _iso(sent_at - WINDOW_MARGIN)), ("end", _iso(time.time() + WINDOW_MARGIN)),
-              ("limit", str(PAGE_LIMIT))]
+    end = time.time() if until is None else min(until, time.time())
+    # Only this pack's models: the key's other usage (chat, other image models) never pushes its rows
+    # past the pages read.
+    params = [("start", _iso(sent_at - WINDOW_MARGIN)), ("end", _iso(end + WINDOW_MARGIN)),
+              ("model", MODEL_GENERATE), ("model", MODEL_EDIT), ("limit", str(PAGE_LIMIT))]
     found: list[LogRow] = []
     for page in range(MAX_PAGES):
         answer = service_get(client, LOGS_PATH, [*params, ("offset", str(page * PAGE_LIMIT))], cancel=cancel,

@@ -133,7 +133,8 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
                            is_cancelled=getattr(hooks, "is_cancelled", None))
     finally:
         hooks.status("")
-    money.after(result.credits_used, result.usd_spent)
+    if not result.credits_unknown:
+        money.after(result.credits_used, result.usd_spent)  # a rate only from answers that all said both
     images = sink.finish(result.filled)
     first = requests[0]
     height, width = int(images.shape[1]), int(images.shape[2])

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,10 @@ def standin(_server, monkeypatch, tmp_path):
     inflight = sys.modules.get(f"{PACK_NAME}.api_client.inflight")
     if inflight is not None:
         inflight.wait_for_background_work(timeout=10)
+    # ...and POSTs an earlier test left waiting for a slow answer (a cancelled run's) have been answered.
+    waited = time.monotonic() + 10
+    while _server.posts_in_progress and time.monotonic() < waited:
+        time.sleep(0.02)
     _server.reset()
     _reset_credit_budget()
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)

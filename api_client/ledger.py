@@ -124,6 +124,21 @@ class HoldRow:
 
 
 @dataclass(frozen=True)
+class Committed:
+    """What a budget check sees in one transaction: credits and USD spent and held since the period began.
+
+    ``recent_usd``: USD spent since ``recent_since`` (what a key-wide figure may not show yet).
+    USD of rows billed without a USD amount count 0 here; holds count at their estimate.
+    """
+
+    spent: float
+    held: float
+    spent_usd: float = 0.0
+    held_usd: float = 0.0
+    recent_usd: float = 0.0
+
+
+@dataclass(frozen=True)
 class _SpendRow:
     at: float
     credits: float
@@ -235,9 +250,25 @@ class SpendingLedger:
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc, "read") from None
 
-    def _pending_total(self, since: float | None) -> float:
+    def _pending_total(self, since: float | None, usd: bool = False) -> float:
         with self._lock:
-            return sum(row.credits for row in self._pending if since is None or row.at >= since)
+            return sum((row.usd or 0.0) if usd else row.credits for row in self._pending
+                       if since is None or row.at >= since)
+
+    def total_usd(self, since: float | None = None) -> float:
+        """USD billed since ``since`` (rows without a USD amount count 0); 0 when there is no ledger yet."""
+        if not self.path.exists():
+            return self._pending_total(since, usd=True)
+        row = self._read("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE ? IS NULL OR at >= ?", (since, since))
+        return float(row[0][0]) + self._pending_total(since, usd=True)
+
+    def committed_usd(self, since: float | None = None) -> tuple[float, float]:
+        """(USD billed, USD held by requests in flight at their estimates) since ``since``."""
+        held = 0.0
+        if self.path.exists():
+            held = float(self._read("SELECT COALESCE(SUM(usd), 0) FROM holds WHERE ? IS NULL OR at >= ?",
+                                    (since, since))[0][0])
+        return self.total_usd(since), held
 
     def total(self, since: float | None = None) -> float:
         """Credits billed since the Unix time ``since`` (None: all time); 0 when there is no ledger yet."""
@@ -255,8 +286,8 @@ class SpendingLedger:
         return self.total(since), held
 
     def admit(self, holds: Sequence[tuple[str, float | None, float | None]], since: float | None,
-              check: Callable[[float, float], None]) -> None:
-        """Write ``holds`` ((request id, credits, usd) estimates) after ``check(spent, held)`` let them in.
+              check: Callable[[Committed], None], recent_since: float | None = None) -> None:
+        """Write ``holds`` ((request id, credits, usd) estimates) after ``check(committed)`` let them in.
 
         One exclusive transaction: no other process can admit between the check and the writes.
         Whatever ``check`` raises (the budget's refusal) leaves the ledger as it was.
@@ -264,11 +295,18 @@ class SpendingLedger:
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> None:
-            spent = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM spend WHERE ? IS NULL OR at >= ?",
-                                 (since, since)).fetchone()[0]
-            held = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM holds WHERE ? IS NULL OR at >= ?",
-                                (since, since)).fetchone()[0]
-            check(float(spent), float(held))  # rows pending from earlier failures were written just now
+            spent, spent_usd = conn.execute(
+                "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM spend WHERE ? IS NULL OR at >= ?",
+                (since, since)).fetchone()
+            held, held_usd = conn.execute(
+                "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM holds WHERE ? IS NULL OR at >= ?",
+                (since, since)).fetchone()
+            recent = 0.0
+            if recent_since is not None:
+                recent = conn.execute("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE at >= ?",
+                                      (recent_since,)).fetchone()[0]
+            # Rows pending from earlier failures were written just now.
+            check(Committed(float(spent), float(held), float(spent_usd), float(held_usd), float(recent)))
             conn.executemany(
                 "INSERT OR REPLACE INTO holds (request_id, at, credits, usd, attempts, host, pid, owner) "
                 "VALUES (?, ?, ?, ?, 0, ?, ?, ?)",

@@ -166,6 +166,11 @@ def budget_post_answer(body: bytes, content_type: str, budget: CreditBudget,
             return budget.setting, budget.period_setting, budget.usd_setting, budget.scope_setting
 
         before = current()
+        try:
+            budget.settings(environ)
+            valid_before = True
+        except ConfigError:
+            valid_before = False
         if "period" in data:
             budget.set_period(period)
         if "budget" in data:
@@ -174,18 +179,22 @@ def budget_post_answer(body: bytes, content_type: str, budget: CreditBudget,
             budget.set_limit_usd(usd)
         if "scope" in data:
             budget.set_scope(scope)
+        if valid_before:
+            try:
+                budget.settings(environ)
+            except ConfigError:
+                # This change made the settings unusable together (scope key with period all):
+                # refused now, as it was typed, and the settings kept as they were.
+                budget.set_period(before[1])
+                budget.set_limit(before[0])
+                budget.set_limit_usd(before[2])
+                budget.set_scope(before[3])
+                raise
     except RouteInputError as exc:
         return exc.status, {"error": str(exc), **budget_status(budget, environ)}
     except ConfigError as exc:
         return 400, {"error": str(exc), **budget_status(budget, environ)}
-    status = budget_status(budget, environ)
-    if "budget" in data or "period" in data or "budget_usd" in data or "scope" in data:
-        # A combination that cannot work (scope key with period all) is said at once, not at the next run.
-        try:
-            budget.settings(environ)
-        except ConfigError as exc:
-            status["warning"] = str(exc)
-    return 200, {**status, "changed": current() != before}
+    return 200, {**budget_status(budget, environ), "changed": current() != before}
 
 
 __all__ = ["BUDGET_ENV", "BUDGET_USD_ENV", "PERIODS", "PERIOD_ENV", "SCOPES", "SCOPE_ENV", "BudgetExceededError",

@@ -11,6 +11,10 @@ from the spending ledger, so they hold across restarts and across ComfyUI proces
 sharing the user folder. Pictures served from the result cache cost nothing and are
 always allowed.
 
+A budget in USD (setting, else env ``FLUX2_LORA_BUDGET_USD``) counts the same way in USD, on
+this machine or, with the scope ``key`` (env ``FLUX2_LORA_BUDGET_SCOPE``), for every machine
+using the key as ``GET /v2/usage`` reports it (see ``money.py``).
+
 Every budget is a hard cap: a run is refused before sending when the credits spent plus
 those held by requests in flight plus the run's own estimate would exceed it. While a
 request whose cost cannot be estimated yet is in flight, a new paid run waits for that

@@ -24,6 +24,21 @@ Every paid request goes through one ``Money`` object per process (``process_mone
 4. **Holds left by a process that died** still count at their estimate; before admitting
    a run under a ledger budget the pack asks the usage logs about them by their request ids
    (``recover_orphans``) and settles or drops them from what the logs say.
+5. **Two budgets, two scopes.** The credit budget (``FLUX2_LORA_CREDIT_BUDGET``) and the budget in
+   USD (``FLUX2_LORA_BUDGET_USD``, ``$5`` accepted) are each a hard cap, checked the same way: USD
+   estimates come from the documented price (``preflight.RunMoney.before_send``), USD costs from
+   ``x-aimlapi-usd-spent`` (the ledger's ``usd`` column). Scope (``FLUX2_LORA_BUDGET_SCOPE``)
+   ``machine`` counts this machine's ledger; ``key`` (period ``day`` or ``month`` only, USD
+   budget only) counts what ``GET /v2/usage`` says the whole key spent since the period began,
+   asked at most once per ``USAGE_INTERVAL`` seconds by this process (``key_usage``; every run in
+   between reuses the figure). The figure lags behind billed answers, so the key's spending is
+   taken as: the figure + USD this machine's ledger shows billed at or after the figure's end
+   minus ``MoneySettings.usage_lag`` (the usage-log wait, 60 s by default) + every hold of this
+   machine's requests in flight, checked and held in one ledger transaction. This machine's own
+   spending is thus never let through by the lag (recent runs may be counted twice: that errs
+   on refusing). Other machines are seen once the figure shows them: machines checking at the
+   same moment can each add one run. A figure that cannot be read refuses paid runs
+   (``UsageUnavailableError``), never taken as zero.
 
 Lock discipline: ``_admission`` (one admission at a time; waited for with Cancel) is taken
 before ``_lock`` (the in-memory state: holds, spent, settings, balance); neither is held

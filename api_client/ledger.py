@@ -263,11 +263,10 @@ class SpendingLedger:
         return float(row[0][0]) + self._pending_total(since, usd=True)
 
     def committed_usd(self, since: float | None = None) -> tuple[float, float]:
-        """(USD billed, USD held by requests in flight at their estimates) since ``since``."""
+        """(USD billed since ``since``, USD held by every request still in flight at its estimate)."""
         held = 0.0
         if self.path.exists():
-            held = float(self._read("SELECT COALESCE(SUM(usd), 0) FROM holds WHERE ? IS NULL OR at >= ?",
-                                    (since, since))[0][0])
+            held = float(self._read("SELECT COALESCE(SUM(usd), 0) FROM holds", ())[0][0])
         return self.total_usd(since), held
 
     def total(self, since: float | None = None) -> float:
@@ -298,9 +297,10 @@ class SpendingLedger:
             spent, spent_usd = conn.execute(
                 "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM spend WHERE ? IS NULL OR at >= ?",
                 (since, since)).fetchone()
+            # Every open hold counts, whenever it began (as on main since the money review: a hold
+            # from before midnight may still be billed today).
             held, held_usd = conn.execute(
-                "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM holds WHERE ? IS NULL OR at >= ?",
-                (since, since)).fetchone()
+                "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM holds").fetchone()
             recent = 0.0
             if recent_since is not None:
                 recent = conn.execute("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE at >= ?",

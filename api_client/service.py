@@ -1,7 +1,9 @@
-"""The one service client: every read-only GET to the API (usage logs, balance, model catalogue).
+"""The one service client: every read-only GET to the API (usage logs, balance, model catalogue,
+the key's usage, the model deprecations feed).
 
 They go to the same host as the generation POST (``AIML_API_BASE`` without its ``/v1``),
-over the same session and with the same key, and never to a picture host. None of them
+over the same session and with the same key (none at all for the public deprecations feed:
+``send_key=False``), and never to a picture host. None of them
 may ever fail a generation: every problem (missing endpoint, refused key, garbage,
 timeout) becomes ``ServiceUnavailable`` with a short reason for people, and the caller
 carries on without the answer. Every call made by ``service_get``:

@@ -131,6 +131,21 @@ class HoldRow:
 
 
 @dataclass(frozen=True)
+class Committed:
+    """What a budget check sees in one transaction: credits and USD spent and held since the period began.
+
+    ``recent_usd``: USD spent since ``recent_since`` (what a key-wide figure may not show yet).
+    USD of rows billed without a USD amount count 0 here; holds count at their estimate.
+    """
+
+    spent: float
+    held: float
+    spent_usd: float = 0.0
+    held_usd: float = 0.0
+    recent_usd: float = 0.0
+
+
+@dataclass(frozen=True)
 class _SpendRow:
     at: float
     credits: float
@@ -242,9 +257,24 @@ class SpendingLedger:
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc, "read") from None
 
-    def _pending_total(self, since: float | None) -> float:
+    def _pending_total(self, since: float | None, usd: bool = False) -> float:
         with self._lock:
-            return sum(row.credits for row in self._pending if since is None or row.at >= since)
+            return sum((row.usd or 0.0) if usd else row.credits for row in self._pending
+                       if since is None or row.at >= since)
+
+    def total_usd(self, since: float | None = None) -> float:
+        """USD billed since ``since`` (rows without a USD amount count 0); 0 when there is no ledger yet."""
+        if not self.path.exists():
+            return self._pending_total(since, usd=True)
+        row = self._read("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE ? IS NULL OR at >= ?", (since, since))
+        return float(row[0][0]) + self._pending_total(since, usd=True)
+
+    def committed_usd(self, since: float | None = None) -> tuple[float, float]:
+        """(USD billed since ``since``, USD held by every request still in flight at its estimate)."""
+        held = 0.0
+        if self.path.exists():
+            held = float(self._read("SELECT COALESCE(SUM(usd), 0) FROM holds", ())[0][0])
+        return self.total_usd(since), held
 
     def total(self, since: float | None = None) -> float:
         """Credits billed since the Unix time ``since`` (None: all time); 0 when there is no ledger yet."""
@@ -265,8 +295,8 @@ class SpendingLedger:
         return self.total(since), held
 
     def admit(self, holds: Sequence[tuple[str, float | None, float | None]], since: float | None,
-              check: Callable[[float, float], None]) -> None:
-        """Write ``holds`` ((request id, credits, usd) estimates) after ``check(spent, held)`` let them in.
+              check: Callable[[Committed], None], recent_since: float | None = None) -> None:
+        """Write ``holds`` ((request id, credits, usd) estimates) after ``check(committed)`` let them in.
 
         One exclusive transaction: no other process can admit between the check and the writes.
         Whatever ``check`` raises (the budget's refusal) leaves the ledger as it was.
@@ -274,10 +304,19 @@ class SpendingLedger:
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> None:
-            spent = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM spend WHERE ? IS NULL OR at >= ?",
-                                 (since, since)).fetchone()[0]
-            held = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM holds").fetchone()[0]  # every open one
-            check(float(spent), float(held))  # rows pending from earlier failures were written just now
+            spent, spent_usd = conn.execute(
+                "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM spend WHERE ? IS NULL OR at >= ?",
+                (since, since)).fetchone()
+            # Every open hold counts, whenever it began (as on main since the money review: a hold
+            # from before midnight may still be billed today).
+            held, held_usd = conn.execute(
+                "SELECT COALESCE(SUM(credits), 0), COALESCE(SUM(usd), 0) FROM holds").fetchone()
+            recent = 0.0
+            if recent_since is not None:
+                recent = conn.execute("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE at >= ?",
+                                      (recent_since,)).fetchone()[0]
+            # Rows pending from earlier failures were written just now.
+            check(Committed(float(spent), float(held), float(spent_usd), float(held_usd), float(recent)))
             conn.executemany(
                 "INSERT OR REPLACE INTO holds (request_id, at, credits, usd, attempts, host, pid, owner) "
                 "VALUES (?, ?, ?, ?, 0, ?, ?, ?)",

@@ -24,6 +24,21 @@ Every paid request goes through one ``Money`` object per process (``process_mone
 4. **Holds left by a process that died** still count at their estimate; before admitting
    a run under a ledger budget the pack asks the usage logs about them by their request ids
    (``recover_orphans``) and settles or drops them from what the logs say.
+5. **Two budgets, two scopes.** The credit budget (``FLUX2_LORA_CREDIT_BUDGET``) and the budget in
+   USD (``FLUX2_LORA_BUDGET_USD``, ``$5`` accepted) are each a hard cap, checked the same way: USD
+   estimates come from the documented price (``preflight.RunMoney.before_send``), USD costs from
+   ``x-aimlapi-usd-spent`` (the ledger's ``usd`` column). Scope (``FLUX2_LORA_BUDGET_SCOPE``)
+   ``machine`` counts this machine's ledger; ``key`` (period ``day`` or ``month`` only, USD
+   budget only) counts what ``GET /v2/usage`` says the whole key spent since the period began,
+   asked at most once per ``USAGE_INTERVAL`` seconds by this process (``key_usage``; every run in
+   between reuses the figure). The figure lags behind billed answers, so the key's spending is
+   taken as: the figure + USD this machine's ledger shows billed at or after the figure's end
+   minus ``MoneySettings.usage_lag`` (the usage-log wait, 60 s by default) + every hold of this
+   machine's requests in flight, checked and held in one ledger transaction. This machine's own
+   spending is thus never let through by the lag (recent runs may be counted twice: that errs
+   on refusing). Other machines are seen once the figure shows them: machines checking at the
+   same moment can each add one run. A figure that cannot be read refuses paid runs
+   (``UsageUnavailableError``), never taken as zero.
 
 Lock discipline: ``_admission`` (one admission at a time; waited for with Cancel) is taken
 before ``_lock`` (the in-memory state: holds, spent, settings, balance); neither is held
@@ -48,7 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BudgetExceededError, Cancelled, ConfigError
-from .ledger import LedgerError, SpendingLedger, period_start
+from .ledger import Committed, LedgerError, SpendingLedger, period_start
 from .tracing import new_request_id
 
 if TYPE_CHECKING:
@@ -58,12 +73,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("flux2_lora")
 
 BUDGET_ENV = "FLUX2_LORA_CREDIT_BUDGET"
+BUDGET_USD_ENV = "FLUX2_LORA_BUDGET_USD"
 PERIOD_ENV = "FLUX2_LORA_BUDGET_PERIOD"
+SCOPE_ENV = "FLUX2_LORA_BUDGET_SCOPE"
 PERIODS = ("process", "day", "month", "all")
+SCOPES = ("machine", "key")
+# Periods a budget of scope ``key`` can have: the API's figure is asked from their start.
+KEY_PERIODS = ("day", "month")
 SETTINGS_FILE = "settings.json"
 _NO_BUDGET_WORDS = {"", "none", "off"}
 # Environment variables a paid request depends on after it was sent: validated with the money settings.
-_ENV_NAMES = (BUDGET_ENV, PERIOD_ENV, "FLUX2_LORA_BALANCE_FLOOR", "FLUX2_LORA_LOG_WAIT",
+_ENV_NAMES = (BUDGET_ENV, BUDGET_USD_ENV, PERIOD_ENV, SCOPE_ENV, "FLUX2_LORA_BALANCE_FLOOR", "FLUX2_LORA_LOG_WAIT",
               "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_MAX_IN_FLIGHT")
 # Orphaned holds are asked about at most this often (each ask reads a few pages of /v2/logs).
 RECOVERY_INTERVAL = 10.0
@@ -75,6 +95,13 @@ RECOVERY_DEADLINE = 5.0
 BALANCE_LAG = 60.0
 # What the floor remembers of settled requests, to count those the balance read may not show yet.
 _SETTLED_MEMORY = 600.0
+# The key's spending (GET /v2/usage) is asked at most once per this many seconds by this process,
+# whatever the number of runs; every run in between uses the same figure plus what this machine
+# spent or holds since (see ``Money.key_usage``).
+USAGE_INTERVAL = 5.0
+USAGE_PATH = "/v2/usage"
+# Two USD amounts closer than this are equal: 3 x $0.06 fits a budget of $0.18 (float sums are not exact).
+_USD_EPSILON = 1e-9
 
 
 def credits_text(value: float) -> str:
@@ -102,6 +129,31 @@ def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
     return value
 
 
+def parse_budget_usd(raw: str, name: str = BUDGET_USD_ENV) -> float | None:
+    """A budget in USD (0 or more; ``5``, ``$5``, ``4.50``) from text; empty, ``none`` or ``off`` mean no budget."""
+    text = raw.strip().lower()
+    if text in _NO_BUDGET_WORDS:
+        return None
+    number = text[1:].strip() if text.startswith("$") else text
+    try:
+        value = float(number.replace(",", "")) if number and not number.startswith(("+", "-$")) else -1.0
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be an amount in USD, 0 or more, such as 5 or $5 (or empty for no budget); "
+                          f"got {raw!r}.")
+    return value
+
+
+def parse_scope(raw: str, name: str = SCOPE_ENV) -> str:
+    """A budget scope from text: machine (or empty) or key."""
+    text = raw.strip().lower() or "machine"
+    if text not in SCOPES:
+        raise ConfigError(f"{name} must be machine (this machine's spending, the default) or key (what the API "
+                          f"says the whole key spent, every machine together); got {raw!r}.")
+    return text
+
+
 def parse_period(raw: str, name: str = PERIOD_ENV) -> str:
     """A budget period from text: process (or empty), day, month or all."""
     text = raw.strip().lower() or "process"
@@ -121,11 +173,27 @@ class MoneySettings:
     floor: float | None
     floor_source: str
     log_wait: float
+    budget_usd: float | None = None
+    budget_usd_source: str = ""
+    scope: str = "machine"
+    scope_source: str = "the default"
 
     @property
     def ledger_period(self) -> bool:
-        """Whether the budget is counted in the ledger (per day, month or all time)."""
-        return self.budget is not None and self.period != "process"
+        """Whether a budget is counted in the ledger (per day, month or all time)."""
+        return (self.budget is not None or self.budget_usd is not None) and self.period != "process"
+
+    @property
+    def key_scope(self) -> bool:
+        """Whether the USD budget counts the whole key's spending, as GET /v2/usage reports it."""
+        return self.scope == "key" and self.budget_usd is not None
+
+    @property
+    def usage_lag(self) -> float:
+        """Seconds the API's usage figure may lag behind a billed answer: the usage-log wait (60 s if off)."""
+        from .usage_logs import DEFAULT_LOG_WAIT
+
+        return self.log_wait if self.log_wait > 0 else DEFAULT_LOG_WAIT
 
 
 def _read_settings(frontend: Mapping[str, Any], env: Mapping[str, str]) -> MoneySettings:
@@ -147,6 +215,30 @@ def _read_settings(frontend: Mapping[str, Any], env: Mapping[str, str]) -> Money
         raw = env.get(PERIOD_ENV, "")
         period = parse_period(raw)
         period_source = f"environment variable {PERIOD_ENV}" if raw.strip() else "the default"
+    budget_usd = frontend.get("budget_usd")
+    if budget_usd is not None:
+        budget_usd_source = "the Flux2 LoRA budget in USD setting"
+    else:
+        budget_usd = parse_budget_usd(env.get(BUDGET_USD_ENV, ""))
+        budget_usd_source = f"environment variable {BUDGET_USD_ENV}"
+    scope = frontend.get("budget_scope")
+    if scope is not None:
+        scope_source = "the Flux2 LoRA budget scope setting"
+    else:
+        raw = env.get(SCOPE_ENV, "")
+        scope = parse_scope(raw)
+        scope_source = f"environment variable {SCOPE_ENV}" if raw.strip() else "the default"
+    if scope == "key" and period not in KEY_PERIODS:
+        raise ConfigError(
+            f"A budget scope of key (from {scope_source}) counts what the API says the whole key spent since local "
+            f"midnight or the first of the month, so the budget period must be day or month; got {period!r} (from "
+            f"{period_source}). Set {PERIOD_ENV} (or the budget period setting) to day or month, or the scope to "
+            "machine.")
+    if scope == "key" and budget_usd is None and budget is not None:
+        raise ConfigError(
+            f"A budget scope of key (from {scope_source}) counts the key's spending in USD, as the API reports it, "
+            f"but only a credit budget is set ({budget_source}). Set a budget in USD ({BUDGET_USD_ENV} or the "
+            "budget in USD setting), or set the scope to machine.")
     floor = frontend.get("balance_floor")
     if floor is not None:
         floor_source = "the Flux2 LoRA balance floor setting"
@@ -157,13 +249,14 @@ def _read_settings(frontend: Mapping[str, Any], env: Mapping[str, str]) -> Money
     validate_timeouts(env)
     if env.get("FLUX2_LORA_MAX_IN_FLIGHT", "").strip():
         parse_max_in_flight(env["FLUX2_LORA_MAX_IN_FLIGHT"])
-    return MoneySettings(budget, budget_source, period, period_source, floor, floor_source, wait)
+    return MoneySettings(budget, budget_source, period, period_source, floor, floor_source, wait,
+                         budget_usd, budget_usd_source, scope, scope_source)
 
 
 class SettingsStore:
     """The money settings made in ComfyUI, kept in a small JSON file so they hold from start-up."""
 
-    KEYS = ("credit_budget", "budget_period", "balance_floor")
+    KEYS = ("credit_budget", "budget_period", "balance_floor", "budget_usd", "budget_scope")
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -202,6 +295,69 @@ class SettingsStore:
 def settings_path(user_dir: Path) -> Path:
     """Where the settings made in ComfyUI are kept: ``<user>/flux2_lora/settings.json``."""
     return Path(user_dir) / "flux2_lora" / SETTINGS_FILE
+
+
+class UsageUnavailableError(BudgetExceededError):
+    """A key-scope budget is set and the key's spending (GET /v2/usage) could not be read: not sent."""
+
+
+@dataclass(frozen=True)
+class KeyUsage:
+    """What GET /v2/usage said the key spent from ``start`` (Unix time) until it was asked.
+
+    ``trusted_from``: this machine's own spending settled at or after this Unix time may be
+    missing from ``spend`` (the figure lags behind the answers), so it is counted on top.
+    """
+
+    spend: float
+    start: float
+    asked_at: float
+    trusted_from: float
+    requests: int | None
+
+
+def _utc_iso(moment: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _iso_time(text: Any) -> float | None:
+    from datetime import datetime, timezone
+
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def read_key_usage(client: ApiClient, start: float, lag: float, cancel: Any = None) -> KeyUsage:
+    """Ask GET /v2/usage what the key spent from ``start`` until now; ``ServiceUnavailable`` if unreadable.
+
+    The window is sent as explicit UTC times (``start``: local midnight or the 1st of the month).
+    ``lag``: seconds the figure may lag behind a billed answer.
+    """
+    from .service import ServiceUnavailable, finite_amount, service_get
+
+    asked_at = time.time()
+    answer = service_get(client, USAGE_PATH, [("start", _utc_iso(start)), ("end", _utc_iso(asked_at))],
+                         cancel=cancel)
+    data = answer.payload
+    if not isinstance(data, dict):
+        raise ServiceUnavailable(f"{USAGE_PATH} answered JSON of another shape (no object)", permanent=True)
+    spend = finite_amount(data.get("spend"))
+    if spend is None or spend < 0:
+        raise ServiceUnavailable(f"{USAGE_PATH} answered no readable spend", permanent=True)
+    if data.get("currency", "USD") != "USD":
+        raise ServiceUnavailable(f"{USAGE_PATH} answered a spend that is not in USD", permanent=True)
+    count = data.get("requests")
+    requests = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+    end = _iso_time(data.get("end"))
+    measured_to = asked_at if end is None else min(asked_at, end)
+    return KeyUsage(spend, start, asked_at, measured_to - lag, requests)
 
 
 class Hold:
@@ -255,6 +411,7 @@ class Money:
         self._changed = threading.Condition(self._lock)
         self._admission = threading.Lock()
         self._spent = 0.0
+        self._spent_usd = 0.0
         self._holds: list[Hold] = []
         self._unreported = 0
         self._frontend: dict[str, Any] = {key: None for key in SettingsStore.KEYS}
@@ -268,6 +425,8 @@ class Money:
         self._settled_usd: deque[tuple[float, float]] = deque()
         self._recovered_at = -math.inf
         self._asked_at: dict[str, float] = {}  # request id -> when the usage logs were last asked about it
+        # The key's last usage figure (or why it could not be had) and when it was asked (monotonic).
+        self._usage: tuple[float, float | None, KeyUsage | UsageUnavailableError] | None = None
 
     # -- where things are kept ------------------------------------------------
 
@@ -320,6 +479,10 @@ class Money:
             return parse_budget(str(value), "The credit budget setting")
         if key == "budget_period":
             return parse_period(str(value), "The budget period setting")
+        if key == "budget_usd":
+            return parse_budget_usd(str(value), "The budget in USD setting")
+        if key == "budget_scope":
+            return parse_scope(str(value), "The budget scope setting")
         from .balance import parse_floor
 
         return parse_floor(str(value), "The balance floor setting")
@@ -409,6 +572,24 @@ class Money:
         """The frontend setting: a floor in USD, or None to fall back to the environment. Kept on disk."""
         self._set("balance_floor", floor)
 
+    @property
+    def usd_setting(self) -> float | None:
+        with self._lock:
+            return self._frontend["budget_usd"]
+
+    def set_limit_usd(self, limit: float | str | None) -> None:
+        """The frontend setting: a budget in USD (``5``, ``"$5"``), or None to fall back to the environment. Kept."""
+        self._set("budget_usd", limit)
+
+    @property
+    def scope_setting(self) -> str | None:
+        with self._lock:
+            return self._frontend["budget_scope"]
+
+    def set_scope(self, scope: str | None) -> None:
+        """The frontend setting: machine or key; None falls back to the environment. Kept on disk."""
+        self._set("budget_scope", scope)
+
     def limit(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
         """The budget in force and where it comes from."""
         settings = self.settings(environ)
@@ -431,6 +612,21 @@ class Money:
         """Credits this process was billed (and estimates of requests that may have been billed)."""
         with self._lock:
             return self._spent
+
+    @property
+    def spent_usd(self) -> float:
+        """USD this process was billed (estimates where the answer gave no USD)."""
+        with self._lock:
+            return self._spent_usd
+
+    def spent_usd_in(self, period: str) -> float:
+        """USD spent in ``period`` on this machine: this process's count, or the ledger's (``LedgerError``)."""
+        if period == "process":
+            return self.spent_usd
+        ledger = self.ledger
+        if ledger is None:
+            raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
+        return ledger.total_usd(period_start(period))
 
     @property
     def held(self) -> float:
@@ -471,6 +667,7 @@ class Money:
         """Start this process's count from zero (requests in flight keep their holds)."""
         with self._lock:
             self._spent = 0.0
+            self._spent_usd = 0.0
             self._unreported = 0
 
     def add(self, credits_used: float | None, *, usd: float | None = None, request_id: str | None = None,
@@ -480,6 +677,8 @@ class Money:
         with self._lock:
             if known:
                 self._spent += credits_used  # type: ignore[operator]
+                if valid_amount(usd):
+                    self._spent_usd += usd  # type: ignore[operator]
             else:
                 self._unreported += 1
         if known:
@@ -537,15 +736,19 @@ class Money:
                 if settings.ledger_period and client is not None:
                     self.recover_orphans(client, cancel=flag)
                     cancel()
-                if settings.budget is not None and client is not None:
+                if (settings.budget is not None or settings.budget_usd is not None) and client is not None:
                     self._resolve_unresolved(client, flag)
+                    cancel()
+                usage = None
+                if settings.key_scope:
+                    usage = self.key_usage(client, settings, flag)
                     cancel()
             except Cancelled:
                 cancel()  # the run's own Cancel (ComfyUI's interrupt, say), if it has one
                 raise
             holds = self._hold_in_memory(settings, estimates, usd, ids, balance, cancel, poll_interval, reestimate)
             try:
-                self._hold_in_ledger(settings, holds)
+                self._hold_in_ledger(settings, holds, usage)
                 cancel()
             except BaseException:
                 for hold in holds:
@@ -577,14 +780,18 @@ class Money:
                     estimates = list(reestimate())  # the answer waited for may have made the price known
             with self._lock:
                 unresolved = [h for h in self._holds if h.unresolved]
-                if settings.budget is not None and unresolved:
+                if (settings.budget is not None or settings.budget_usd is not None) and unresolved:
                     raise BudgetExceededError(_unresolved_refusal(unresolved, len(estimates)))
                 unknown_in_flight = any(h.estimate is None for h in self._holds)
-                if settings.budget is None or not unknown_in_flight:
+                if settings.budget_usd is not None:
+                    unknown_in_flight = unknown_in_flight or any(h.usd is None for h in self._holds)
+                if (settings.budget is None and settings.budget_usd is None) or not unknown_in_flight:
                     self._check_floor(settings, balance, usd, len(estimates))
                     if settings.budget is not None and settings.period == "process":
                         self._check_budget(settings, self._spent, sum(h.estimate or 0.0 for h in self._holds),
                                            estimates)
+                    if settings.budget_usd is not None and settings.period == "process":
+                        self._check_usd(settings, self._spent_usd, sum(h.usd or 0.0 for h in self._holds), usd)
                     holds = [Hold(e, u, i) for e, u, i in zip(estimates, usd, ids, strict=True)]
                     self._holds += holds
                     return holds
@@ -594,8 +801,12 @@ class Money:
                 self._changed.wait(poll_interval)
             cancel()
 
-    def _hold_in_ledger(self, settings: MoneySettings, holds: list[Hold]) -> None:
-        """Write the holds before anything is sent; under a ledger budget, checked in the same transaction."""
+    def _hold_in_ledger(self, settings: MoneySettings, holds: list[Hold], usage: KeyUsage | None = None) -> None:
+        """Write the holds before anything is sent; under a ledger budget, checked in the same transaction.
+
+        With a key-scope budget (``usage``), the key's figure plus what this machine's ledger shows
+        spent since the figure can be trusted (``usage.trusted_from``) and held now is the spending.
+        """
         ledger = self.ledger
         if ledger is None:
             if settings.ledger_period:
@@ -604,14 +815,22 @@ class Money:
             return
         rows = [(h.request_id, h.estimate, h.usd) for h in holds]
         estimates = [h.estimate for h in holds]
+        usd = [h.usd for h in holds]
 
-        def check(spent: float, held: float) -> None:
-            if settings.ledger_period:
-                self._check_budget(settings, spent, held, estimates)
+        def check(totals: Committed) -> None:
+            if not settings.ledger_period:
+                return
+            self._check_budget(settings, totals.spent, totals.held, estimates)
+            if usage is not None:
+                self._check_usd(settings, usage.spend + totals.recent_usd, totals.held_usd, usd, usage=usage,
+                                machine=totals.spent_usd)
+            elif settings.budget_usd is not None:
+                self._check_usd(settings, totals.spent_usd, totals.held_usd, usd)
 
         since = period_start(settings.period) if settings.ledger_period else None
+        recent = max(usage.start, usage.trusted_from) if usage is not None else None
         try:
-            ledger.admit(rows, since, check)
+            ledger.admit(rows, since, check, recent_since=recent)
         except LedgerError as exc:
             if settings.ledger_period:
                 raise
@@ -640,6 +859,19 @@ class Money:
             return
         raise BudgetExceededError(_refusal(settings, spent, held, own if known else None, len(estimates),
                                            self._ledger.path if self._ledger else None))
+
+    def _check_usd(self, settings: MoneySettings, spent: float, held: float, usd: Sequence[float | None], *,
+                   usage: KeyUsage | None = None, machine: float | None = None) -> None:
+        """Refuse (``BudgetExceededError``) if spent + held + this run's USD would exceed the budget in USD."""
+        limit = settings.budget_usd
+        if limit is None:
+            return
+        known = all(u is not None for u in usd)
+        own = sum(u or 0.0 for u in usd)
+        if (spent + held + own <= limit + _USD_EPSILON) if known else (spent + held < limit - _USD_EPSILON):
+            return
+        raise BudgetExceededError(_usd_refusal(settings, spent, held, own if known else None, len(usd), usage,
+                                               machine))
 
     def _check_floor(self, settings: MoneySettings, balance: Balance | None, usd: Sequence[float | None],
                      requests: int) -> None:
@@ -715,7 +947,7 @@ class Money:
             return
         known = valid_amount(credits_used)
         cost = credits_used if known else hold.estimate
-        self._record(cost, usd if known else hold.usd, request_id or hold.request_id, inference_id)
+        self._record(cost, usd if valid_amount(usd) else hold.usd, request_id or hold.request_id, inference_id)
         self._close(hold, cost, unreported=not known, usd=usd if valid_amount(usd) else hold.usd)
 
     def release(self, hold: Hold, may_have_billed: bool = False, request_id: str | None = None) -> None:
@@ -760,6 +992,7 @@ class Money:
                 self._spent += spent
             if usd:
                 self._settled_usd.append((time.time(), usd))
+                self._spent_usd += usd
             self._unreported += unreported
             self._changed.notify_all()
 
@@ -793,6 +1026,63 @@ class Money:
         with self._lock:
             self._last_balance, self._balance_problem = balance, ""
         return balance
+
+    # -- the key's spending, every machine together --------------------------------------------
+
+    def key_usage(self, client: ApiClient | None, settings: MoneySettings, cancel: Any = None) -> KeyUsage:
+        """The key's spending this period (GET /v2/usage), asked at most once per ``USAGE_INTERVAL`` s.
+
+        Every run of the process in between gets the same figure (admissions are one at a time,
+        and what this machine spent or holds since is counted from its ledger). A figure that
+        cannot be had refuses the run (``UsageUnavailableError``): a key-wide budget is never free.
+        """
+        from .service import ServiceUnavailable
+
+        start = period_start(settings.period) or 0.0
+        now = time.monotonic()
+        with self._lock:
+            cached = self._usage
+        if cached is not None and cached[0] == start and cached[1] is not None and now - cached[1] < USAGE_INTERVAL:
+            found = cached[2]
+        else:
+            try:
+                if client is None:
+                    raise ServiceUnavailable("no client to ask with")
+                found = read_key_usage(client, start, settings.usage_lag, cancel)
+            except ServiceUnavailable as exc:
+                found = UsageUnavailableError(_usage_refusal(settings, exc.reason))
+            with self._lock:
+                self._usage = (start, time.monotonic(), found)
+        if isinstance(found, UsageUnavailableError):
+            raise found
+        return found
+
+    @property
+    def last_key_usage(self) -> KeyUsage | None:
+        """The last figure read from GET /v2/usage (None: none yet, or the last ask failed)."""
+        with self._lock:
+            cached = self._usage
+        return cached[2] if cached is not None and isinstance(cached[2], KeyUsage) else None
+
+    def key_spending(self, settings: MoneySettings) -> tuple[float | None, float | None]:
+        """(the key's spending as the last admission counted it, this machine's USD this period); None: unknown."""
+        usage = self.last_key_usage
+        start = period_start(settings.period) if settings.period != "process" else None
+        machine: float | None = None
+        recent = 0.0
+        ledger = self.ledger
+        try:
+            if ledger is not None and start is not None:
+                machine = ledger.total_usd(start)
+                held = ledger.committed_usd(start)[1]
+                if usage is not None and usage.start == start:
+                    recent = ledger.total_usd(max(start, usage.trusted_from)) + held
+            elif start is None:
+                machine = self.spent_usd
+        except LedgerError:
+            machine = None
+        key = usage.spend + recent if usage is not None and usage.start == start else None
+        return key, machine
 
     # -- holds left by a process that died ----------------------------------------------------
 
@@ -903,6 +1193,10 @@ class Money:
             except LedgerError:
                 period_spent = None
             shown.update(period=period, period_spent=period_spent)
+        if settings is not None and settings.budget_usd is not None:
+            key, machine = self.key_spending(settings)
+            shown.update(budget_usd=settings.budget_usd, scope=settings.scope, key_spent_usd=key,
+                         machine_spent_usd=machine, usd_line=usd_line(settings, key, machine))
         return shown
 
 
@@ -938,6 +1232,68 @@ def _unresolved_refusal(holds: Sequence[Hold], requests: int) -> str:
             f"checked. This node's {asked} not sent and nothing was billed. Run again in a minute (the usage "
             "logs are asked again first), or check your usage at https://aimlapi.com/app and raise or remove "
             f"the budget ({BUDGET_ENV} or the setting).")
+
+
+_WHEN = {"process": "since ComfyUI started", "day": "today", "month": "this month", "all": "in all"}
+
+
+def usd_line(settings: MoneySettings, key: float | None, machine: float | None) -> str:
+    """``Key today: $4.12 of $5.00 (all machines) · this machine: $0.66``: the USD budget in one line."""
+    from .balance import usd_text
+
+    limit = settings.budget_usd
+    if limit is None:
+        return ""
+    when = _WHEN[settings.period]
+    mine = usd_text(machine) if machine is not None else "unknown (ledger unreadable)"
+    if settings.key_scope:
+        spent = usd_text(key) if key is not None else "not asked yet (asked before each paid run)"
+        return f"Key {when}: {spent} of {usd_text(limit)} (all machines) · this machine: {mine}"
+    who = "This ComfyUI" if settings.period == "process" else f"This machine {when}"
+    return f"{who}: {mine} of {usd_text(limit)}"
+
+
+def _usage_refusal(settings: MoneySettings, reason: str) -> str:
+    from .balance import usd_text
+
+    return (f"Budget in USD for the whole key: what the key spent {_WHEN[settings.period]} could not be read from "
+            f"GET {USAGE_PATH} ({reason}), so this node's request was not sent and nothing was billed: a key-wide "
+            f"budget of {usd_text(settings.budget_usd or 0.0)} (from {settings.budget_usd_source}) is never taken "
+            f"as free. Try again in a moment; if it persists, check the network and AIML_API_BASE, or set "
+            f"{SCOPE_ENV} (or the budget scope setting) to machine to count this machine's spending only.")
+
+
+def _usd_refusal(settings: MoneySettings, spent: float, held: float, own: float | None, requests: int,
+                 usage: KeyUsage | None, machine: float | None) -> str:
+    from .balance import usd_text
+
+    limit = settings.budget_usd or 0.0
+    asked = "request was" if requests == 1 else f"{requests} requests were"
+    when = {"process": "by this ComfyUI process since it started", "day": "today (since local midnight)",
+            "month": "this calendar month", "all": "in total (all time)"}[settings.period]
+    in_flight = f" (and {usd_text(held)} more held by requests waiting for their answers)" if held else ""
+    cost = (f"; this run's estimated {usd_text(own)} would take it to {usd_text(spent + held + own)}"
+            if own is not None else "; this run's cost cannot be estimated (no price)")
+    per = "" if settings.period == "process" else f" per {settings.period if settings.period != 'all' else 'all time'}"
+    if usage is not None:
+        shown = usage.spend
+        extra = spent - shown
+        lagging = (f" plus {usd_text(extra)} this machine spent that the API's figure may not show yet"
+                   if extra > _USD_EPSILON else "")
+        where = (f"the API says the key spent {usd_text(shown)} {when} on every machine using it{lagging}"
+                 f"{in_flight}; this machine alone {usd_text(machine or 0.0)}")
+        scope = f"; scope key from {settings.scope_source}"
+        fix = (f"Raise the budget ({BUDGET_USD_ENV} or the setting), wait for the next period, or give each machine "
+               "or person a key of its own (see the README, \"One budget for every machine\").")
+    else:
+        where = f"{usd_text(spent)} spent {when}{' on this machine' if settings.period != 'process' else ''}{in_flight}"
+        scope = ""
+        fix = (f"Raise the budget ({BUDGET_USD_ENV} or the setting)"
+               + (" or restart ComfyUI to count from zero." if settings.period == "process" else
+                  ", or wait for the next period." if settings.period != "all" else "."))
+    return (f"Budget in USD reached: {where}, of a budget of {usd_text(limit)}{per} (from "
+            f"{settings.budget_usd_source}{scope}){cost}. This node's {asked} not sent and nothing was billed. "
+            f"Every budget is a hard cap. {fix} Results already in the cache still run for free.")
 
 
 def _refusal(settings: MoneySettings, spent: float, held: float, own: float | None, requests: int,
@@ -985,6 +1341,7 @@ def reset_process_money() -> Money:
         return _process_money
 
 
-__all__ = ["BUDGET_ENV", "PERIODS", "PERIOD_ENV", "Cancelled", "Hold", "Money", "MoneySettings", "SettingsStore",
-           "credits_text", "parse_budget", "parse_period", "process_money", "reset_process_money", "settings_path",
-           "valid_amount"]
+__all__ = ["BUDGET_ENV", "BUDGET_USD_ENV", "PERIODS", "PERIOD_ENV", "SCOPES", "SCOPE_ENV", "USAGE_INTERVAL",
+           "Cancelled", "Hold", "KeyUsage", "Money", "MoneySettings", "SettingsStore", "UsageUnavailableError",
+           "credits_text", "parse_budget", "parse_budget_usd", "parse_period", "parse_scope", "process_money",
+           "read_key_usage", "reset_process_money", "settings_path", "usd_line", "valid_amount"]

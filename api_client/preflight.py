@@ -1,7 +1,9 @@
 """A run's money checks just before it sends anything, and what it learns afterwards.
 
-Before sending: the price of exactly the requests about to go out (not those the cache
-or another run answers), request by request; the money component then checks the
+Before sending: what the API's deprecations feed says of the model (``lifecycle.py``: a
+withdrawn model is refused here, a retiring one noted for the info output); the price of
+exactly the requests about to go out (not those the cache or another run answers),
+request by request; the money component then checks the
 balance floor with those estimates when it admits the run (``money.py``). After: the
 credits-per-USD rate the answers showed, kept in the price file so prices can be shown
 in credits. Nothing here fails a generation because a price is unavailable.
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .balance import Balance, BalanceFloor
 from .client import LazyClient
+from .lifecycle import DeprecationFeed, ModelNotice, check_models
 from .pricing import PriceBook, Quote, quote_usd, run_quote
 from .request import expected_pixels
 
@@ -27,12 +30,15 @@ log = logging.getLogger("flux2_lora")
 class RunMoney:
     """One run's price quote and balance floor check (``before_send``), and its learning (``after``)."""
 
-    def __init__(self, client: ApiClient | LazyClient, book: PriceBook, floor: BalanceFloor) -> None:
+    def __init__(self, client: ApiClient | LazyClient, book: PriceBook, floor: BalanceFloor,
+                 feed: DeprecationFeed | None = None) -> None:
         self._client = client
         self.book = book
         self.floor = floor
+        self.feed = feed
         self.quote: Quote | None = None
         self.balance: Balance | None = None
+        self.notices: list[ModelNotice] = []
 
     def before_send(self, bodies: list[dict]) -> list[float | None]:
         """Quote the requests about to be sent; their estimated USD each, for the balance floor.
@@ -41,6 +47,9 @@ class RunMoney:
         USD held by requests in flight counted (``money.Money.admit``).
         """
         self.client = self._client.get() if isinstance(self._client, LazyClient) else self._client
+        if self.feed is not None:
+            # A withdrawn model is refused here (ModelWithdrawnError), before anything is held or sent.
+            self.notices = check_models(self.feed, self.client, [str(body.get("model")) for body in bodies])
         quotes: list[Quote] = []
         for body in bodies:
             try:
@@ -61,6 +70,10 @@ class RunMoney:
     def after(self, credits: float | None, usd: float | None) -> None:
         """Keep the credits-per-USD rate the run's cost headers showed."""
         self.book.learn_rate(credits, usd)
+
+    def model_notice(self) -> dict[str, Any] | None:
+        """What the deprecations feed says of the run's model (``deprecated``/``superseded``), or None."""
+        return self.notices[0].to_json() if self.notices else None
 
     def info(self) -> dict[str, Any]:
         """The estimate for the info JSON, beside what was charged."""
@@ -91,8 +104,9 @@ def run_money(client: ApiClient | LazyClient, user_dir: Any = None) -> RunMoney:
     """
     from . import estimate
     from .balance import balance_floor
+    from .lifecycle import default_deprecations_path, deprecation_feed
     from .pricing import default_pricing_path, price_book
 
     book = price_book(default_pricing_path(user_dir))
     estimate.use_price_list(lambda body: price_list_estimate(book, body))
-    return RunMoney(client, book, balance_floor())
+    return RunMoney(client, book, balance_floor(), deprecation_feed(default_deprecations_path(user_dir)))

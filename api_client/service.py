@@ -1,7 +1,9 @@
-"""The one service client: every read-only GET to the API (usage logs, balance, model catalogue).
+"""The one service client: every read-only GET to the API (usage logs, balance, model catalogue,
+the key's usage, the model deprecations feed).
 
 They go to the same host as the generation POST (``AIML_API_BASE`` without its ``/v1``),
-over the same session and with the same key, and never to a picture host. None of them
+over the same session and with the same key (none at all for the public deprecations feed:
+``send_key=False``), and never to a picture host. None of them
 may ever fail a generation: every problem (missing endpoint, refused key, garbage,
 timeout) becomes ``ServiceUnavailable`` with a short reason for people, and the caller
 carries on without the answer. Every call made by ``service_get``:
@@ -266,8 +268,11 @@ _cancel_watch = _CancelWatch()
 def service_get(client: ApiClient, path: str, params: list[tuple[str, str]] | None = None,
                 headers: dict[str, str] | None = None, *, under_base: bool = False,
                 accept_not_modified: bool = False, cancel: threading.Event | None = None,
-                deadline: float | None = None) -> ServiceAnswer:
+                deadline: float | None = None, send_key: bool = True) -> ServiceAnswer:
     """GET ``path`` on the API host (or under the base URL) with the key; raise ``ServiceUnavailable``.
+
+    ``send_key=False`` sends no key at all (no ``Authorization`` header, no netrc) for the
+    public endpoints that need none (the deprecations feed); everything else is the same.
 
     ``deadline`` (a ``time.monotonic()`` time) ends the whole call, and it ends at the latest
     ``client.connect_timeout + SERVICE_TIMEOUT`` seconds after it starts. ``cancel`` (default:
@@ -291,7 +296,8 @@ def service_get(client: ApiClient, path: str, params: list[tuple[str, str]] | No
     failure: ServiceUnavailable | None = None
     try:
         with _cancel_watch.watching(cancel, guard), guard:
-            answer = _exchange(client, url, where, params, headers, accept_not_modified, end - started)
+            answer = _exchange(client, url, where, params, headers, accept_not_modified, end - started,
+                               client._auth if send_key else _NO_AUTH)
     except ServiceUnavailable as exc:
         failure = exc
     # Raised out here: no requests exception (which holds the request and its headers) travels along.
@@ -305,11 +311,22 @@ def service_get(client: ApiClient, path: str, params: list[tuple[str, str]] | No
     return answer
 
 
+class _NoAuth:
+    """Sends no credentials: truthy, so requests looks up no netrc entry, and it drops any Authorization."""
+
+    def __call__(self, request: Any) -> Any:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+_NO_AUTH = _NoAuth()
+
+
 def _exchange(client: ApiClient, url: str, where: str, params: list[tuple[str, str]] | None,
-              headers: dict[str, str] | None, accept_not_modified: bool, left: float) -> ServiceAnswer:
+              headers: dict[str, str] | None, accept_not_modified: bool, left: float, auth: Any) -> ServiceAnswer:
     reason = ""
     try:
-        response = client.session.get(url, params=params or [], headers=headers or {}, auth=client._auth,
+        response = client.session.get(url, params=params or [], headers=headers or {}, auth=auth,
                                       allow_redirects=False, stream=True,
                                       timeout=(min(client.connect_timeout, left), min(SERVICE_TIMEOUT, left)))
     except requests.exceptions.RequestException as exc:

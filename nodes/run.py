@@ -163,6 +163,8 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
         "cache_note": cache_note,
         "image_urls": [result.image_urls[i] for i in result.filled],
     }
+    if money.model_notice():
+        info["model_notice"] = money.model_notice()  # the API's deprecations feed: retiring or superseded
     if result.credits_unknown:
         # Unknown is not free: no total is shown as if it were complete.
         info["credits_used"] = None
@@ -194,6 +196,7 @@ def node_output(images: torch.Tensor, info: dict) -> dict[str, Any]:
             "flux2_cache": [{"state": info["cache"], "text": info["cache_note"]}],
             "flux2_budget": [comfy_money().snapshot()],
             "flux2_run": [uuid.uuid4().hex],
+            "flux2_model_notice": [(info.get("model_notice") or {}).get("text", "")],
         },
         "result": (images, json.dumps(info, indent=2)),
     }

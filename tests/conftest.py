@@ -80,7 +80,8 @@ def standin(_server, monkeypatch, tmp_path):
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", _server.base_url)
     for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CACHE",
-                 "FLUX2_LORA_CACHE_MAX_BYTES", "FLUX2_LORA_CREDIT_BUDGET"):
+                 "FLUX2_LORA_CACHE_MAX_BYTES", "FLUX2_LORA_CREDIT_BUDGET", "FLUX2_LORA_BUDGET_USD",
+                 "FLUX2_LORA_BUDGET_SCOPE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     # An ambiguous failure asks the stand-in's usage logs; a second is plenty when no row comes.

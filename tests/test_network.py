@@ -184,10 +184,11 @@ def test_http_proxy_from_the_environment_carries_requests_and_downloads(pack, st
     images, _ = generate(pack)["result"]
     assert images.shape == (1, 512, 512, 3)
     methods = [(method, urlsplit(target).path) for method, target, _ in proxy.seen]
-    # The price list (GET /v1/models, at most daily) goes through the proxy too, before the POST.
-    assert methods[0] == ("GET", "/v1/models")
-    assert methods[1] == ("POST", "/v1/images/generations")
-    assert methods[2][0] == "GET" and methods[2][1].startswith("/files/")
+    # The deprecations feed and the price list (GETs, at most daily) go through the proxy too, before the POST.
+    assert methods[0] == ("GET", "/v1/models/deprecations")
+    assert methods[1] == ("GET", "/v1/models")
+    assert methods[2] == ("POST", "/v1/images/generations")
+    assert methods[3][0] == "GET" and methods[3][1].startswith("/files/")
     assert standin.post_count == 1 and standin.file_get_count == 1
 
 

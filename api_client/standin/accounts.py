@@ -12,6 +12,14 @@ models.json):
   succeeded request.
 - ``GET /v1/models?id=...&include=pricing``: the two models, pricing opt-in, with a weak
   ``ETag`` and ``304`` for a matching ``If-None-Match``. No key needed.
+- ``GET /v2/usage`` (api-key-usage.md, usage-v2.json): the key's spend in USD over ``period``
+  or ``start``+``end`` (never both; at most 92 days), from the same rows as ``/v2/logs``, so
+  with the same lag; ``group_by``/``tz`` are ``400`` here (``/v2/usage/detail`` only);
+  ``key_prefix`` of the key itself is its own spend, any other prefix ``403`` (the stand-in's
+  key is a regular key).
+- ``GET /v1/models/deprecations`` (model-deprecations.md): the scriptable ``deprecations``
+  entries, ``status``/``since`` filters failing open, a weak ``ETag`` over ``data`` and ``304``.
+  No key needed. A generation POST for a ``withdrawn`` model (by id or alias) answers ``404``.
 
 Each endpoint has a fault mode (``endpoint_modes``): ``ok``, ``missing`` (404),
 ``garbage`` (200 with an HTML page), ``wrong_shape`` (200 JSON of another shape),
@@ -59,6 +67,40 @@ MODELS = (
     ("blackforestlabs/flux-2-lora", ["flux-2-lora"], "FLUX.2 LoRA"),
     ("blackforestlabs/flux-2-lora-edit", ["flux-2-lora-edit"], "FLUX.2 LoRA Edit"),
 )
+# The deprecations feed by default: the docs' example, none of the pack's models.
+DEFAULT_DEPRECATIONS = (
+    {"id": "openai/gpt-5.3-chat", "aliases": ["gpt-5.3-chat"], "status": "withdrawn", "deprecated_at": "2026-08-10",
+     "shutdown_at": "2026-08-10", "replaced_by": "openai/gpt-5.3-codex", "reason": "provider_delisted"},
+)
+DEPRECATION_STATUSES = ("deprecated", "superseded", "withdrawn")
+_DEPRECATION_FIELDS = ("id", "aliases", "status", "deprecated_at", "shutdown_at", "replaced_by", "reason")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def check_deprecations(entries: Any) -> list[dict[str, Any]]:
+    """Entries for the deprecations feed, each with the docs' seven fields (ValueError if malformed)."""
+    if not isinstance(entries, list):
+        raise ValueError("deprecations must be a list of entries")
+    checked = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise ValueError("each deprecation entry must be an object with an 'id' string")
+        unknown = set(entry) - set(_DEPRECATION_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown deprecation entry keys {sorted(unknown)}; known: {_DEPRECATION_FIELDS}")
+        if entry.get("status") not in DEPRECATION_STATUSES:
+            raise ValueError(f"deprecation status must be one of {DEPRECATION_STATUSES}; got {entry.get('status')!r}")
+        aliases = entry.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ValueError("deprecation 'aliases' must be a list of strings")
+        for name in ("deprecated_at", "shutdown_at"):
+            if entry.get(name) is not None and not (isinstance(entry[name], str) and _DATE.match(entry[name])):
+                raise ValueError(f"deprecation {name!r} must be YYYY-MM-DD or null")
+        checked.append({"id": entry["id"], "aliases": list(aliases), "status": entry["status"],
+                        "deprecated_at": entry.get("deprecated_at"),
+                        "shutdown_at": None if entry["status"] == "superseded" else entry.get("shutdown_at"),
+                        "replaced_by": entry.get("replaced_by"), "reason": entry.get("reason")})
+    return checked
 
 
 def usd_for(credits: float) -> float:
@@ -118,6 +160,7 @@ class Accounts:
             self.epoch = getattr(self, "epoch", 0) + 1
             self.rows: list[LogRow] = []
             self.balance = DEFAULT_BALANCE
+            self.deprecations: list[dict[str, Any]] = [dict(e) for e in DEFAULT_DEPRECATIONS]
             self.endpoint_modes: dict[str, str] = dict.fromkeys(ENDPOINTS, "ok")
             self.get_counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
             self.seen_headers: deque[dict[str, str]] = deque(maxlen=HEADER_HISTORY)
@@ -126,8 +169,10 @@ class Accounts:
         for queue in self._faults.values():
             queue.clear()
 
-    def configure(self, endpoints: dict[str, str] | None = None, balance: float | None = None) -> None:
-        """Set endpoint fault modes and/or the balance (ValueError if invalid)."""
+    def configure(self, endpoints: dict[str, str] | None = None, balance: float | None = None,
+                  deprecations: list[dict[str, Any]] | None = None) -> None:
+        """Set endpoint fault modes, the balance and/or the deprecations feed's entries (ValueError if invalid)."""
+        entries = check_deprecations(deprecations) if deprecations is not None else None
         for name, mode in (endpoints or {}).items():
             allowed = MODEL_MODES if name == "models" else MODES
             if name not in ENDPOINTS or mode not in allowed:
@@ -138,6 +183,8 @@ class Accounts:
             self.endpoint_modes.update(endpoints or {})
             if balance is not None:
                 self.balance = float(balance)
+            if entries is not None:
+                self.deprecations = entries
 
     def queue_faults(self, faults: list[dict[str, Any]]) -> None:
         """Queue one-off faults for the next service GETs, each for its ``endpoint`` (ValueError if invalid)."""
@@ -176,6 +223,8 @@ class Accounts:
             if answer is None:
                 answer = (self.logs_answer(query, authorized, fault) if name == "logs" else
                           self.billing_answer(authorized, fault) if name == "billing" else
+                          self.usage_answer(query, authorized, headers, fault) if name == "usage" else
+                          self.deprecations_answer(query, headers, fault) if name == "deprecations" else
                           self.models_answer(query, headers, fault))
         answer.headers.update(fault.get("headers", {}))
         return answer
@@ -246,6 +295,59 @@ class Accounts:
                                          "pagination": {"limit": limit, "offset": offset, "total": len(rows),
                                                         "has_more": offset + limit < len(rows)}},
                                         fault.get("answer")))
+
+    def usage_answer(self, query: str, authorized: bool, headers: dict[str, str], fault: dict[str, Any]) -> Answer:
+        """GET /v2/usage: the key's spend in USD over the window (the rows visible now: the logs' lag)."""
+        if not authorized:
+            return error_answer(401, "Missing or invalid API key")
+        now = time.time()
+        params = parse_qs(query, keep_blank_values=True)
+        for name in ("group_by", "tz"):
+            if name in params:
+                return error_answer(400, f"{name} is accepted on /v2/usage/detail only; a flat total has nowhere "
+                                         "to put a breakdown")
+        try:
+            start, end, _, _ = _window(params, now)
+        except ValueError as exc:
+            return error_answer(400, str(exc))
+        prefix = params.get("key_prefix", [None])[0]
+        key = headers.get("authorization", "")[len("Bearer "):].strip()
+        if prefix is not None and (not prefix or not key.startswith(prefix)):
+            return error_answer(403, "Reading the spend of a different key requires a management key")
+        rows = [r for r in self.visible_rows() if start <= r.created <= end and r.status == "succeeded"]
+        spend = round(sum(usd_for(r.credits) for r in rows), 9)
+        return json_answer(200, _merged({"api_key_prefix": prefix, "start": _iso(start), "end": _iso(end),
+                                         "spend": spend, "currency": "USD", "requests": len(rows)},
+                                        fault.get("answer")))
+
+    def deprecations_answer(self, query: str, headers: dict[str, str], fault: dict[str, Any]) -> Answer:
+        """GET /v1/models/deprecations (no key needed): filters fail open, weak ETag over ``data``, 304."""
+        params = parse_qs(query, keep_blank_values=True)
+        wanted = {part.strip().lower() for value in params.get("status", []) for part in value.split(",")}
+        wanted &= set(DEPRECATION_STATUSES)  # unknown values are ignored; none left: no filter
+        since = params.get("since", [""])[0]
+        since = since if _DATE.match(since) else ""  # a malformed value is ignored
+        with self._lock:
+            entries = [dict(e) for e in self.deprecations]
+        data = [e for e in entries if (not wanted or e["status"] in wanted)
+                and (not since or any(d and d >= since for d in (e["deprecated_at"], e["shutdown_at"])))]
+        data_bytes = json.dumps(data, sort_keys=True).encode("utf-8")
+        etag = f'W/"{hashlib.sha1(data_bytes).hexdigest()[:27]}"'
+        cache = {"ETag": etag, "Cache-Control": "public, max-age=300"}
+        if headers.get("if-none-match") == etag:
+            return Answer(304, b"", "application/json", cache)
+        answer = json_answer(200, _merged({"object": "list", "generated_at": _iso(time.time()), "data": data},
+                                          fault.get("answer")))
+        answer.headers.update(cache)
+        return answer
+
+    def withdrawn(self, model: Any) -> dict[str, Any] | None:
+        """The withdrawn entry naming ``model`` by id or alias, or None (its generation POST answers 404)."""
+        with self._lock:
+            for entry in self.deprecations:
+                if entry["status"] == "withdrawn" and model in (entry["id"], *entry["aliases"]):
+                    return dict(entry)
+        return None
 
     def billing_answer(self, authorized: bool, fault: dict[str, Any]) -> Answer:
         """GET /v2/billing."""

@@ -160,6 +160,9 @@ def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
         body = parse_body(raw)
     except ValueError as exc:
         return error_answer(400, f"request body is not valid JSON ({str(exc)[:120]})")
+    gone = srv.accounts.withdrawn(body.get("model")) if isinstance(body, dict) else None
+    if gone is not None:
+        return error_answer(404, f"Model {gone['id']} was withdrawn; use {gone['replaced_by'] or 'another model'}")
     try:
         req = check_request(body)
         srv.note(req.notes)

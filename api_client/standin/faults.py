@@ -94,9 +94,9 @@ FILE_ACTIONS = (
 )
 
 
-SERVICE_ENDPOINTS = ("logs", "billing", "models")
+SERVICE_ENDPOINTS = ("logs", "billing", "models", "usage", "deprecations")
 SERVICE_KEYS: dict[str, Check] = {
-    # Which service GET the fault is for: GET /v2/logs, GET /v2/billing or GET /v1/models.
+    # Which service GET the fault is for: GET /v2/logs, /v2/billing, /v1/models, /v2/usage, /v1/models/deprecations.
     "endpoint": lambda v: v in SERVICE_ENDPOINTS,
     "status": lambda v: _is_int(v) and 100 <= v <= 599,
     "message": _is_str,

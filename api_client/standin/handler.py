@@ -28,6 +28,8 @@ GENERATIONS_PATH = "/v1/images/generations"
 LOGS_PATH = "/v2/logs"
 BILLING_PATH = "/v2/billing"
 MODELS_PATHS = ("/v1/models", "/models", "/api/v1/models")
+SERVICE_PATHS = {"/v2/usage": "usage", **{f"{root}/{name}": "deprecations" for root in MODELS_PATHS
+                                          for name in ("deprecations", "deprecated")}}
 MAX_BODY = 128 * 1024 * 1024  # three 2048x2048 PNGs as base64 fit comfortably
 # Errors meaning "the client went away" (or refused our TLS certificate); expected with faults.
 HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, ssl.SSLError)
@@ -151,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
         srv = self.standin
         headers = {k.lower(): v for k, v in self.headers.items()}
         service = "logs" if path == LOGS_PATH else "billing" if path == BILLING_PATH else \
-            "models" if path in MODELS_PATHS else None
+            "models" if path in MODELS_PATHS else SERVICE_PATHS.get(path)
         if service is not None:
             self._service(service, query, headers)
         elif name is not None:

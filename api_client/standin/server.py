@@ -152,11 +152,11 @@ class StandInServer:
 
     def configure(self, latency: float | None = None, response_mode: str | None = None,
                   endpoints: dict[str, str] | None = None, balance: float | None = None,
-                  strict: bool | None = None) -> None:
+                  strict: bool | None = None, deprecations: list[dict[str, Any]] | None = None) -> None:
         """Change latency, response mode, service endpoint faults, balance or strict mode (POST /_standin/config)."""
         if strict is not None and not isinstance(strict, bool):
             raise ValueError("strict must be true or false")
-        self.accounts.configure(endpoints=endpoints, balance=balance)
+        self.accounts.configure(endpoints=endpoints, balance=balance, deprecations=deprecations)
         if strict is not None:
             self.strict = strict
         if latency is not None:

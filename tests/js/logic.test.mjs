@@ -158,3 +158,16 @@ test("key status text never needs the key and says why it was refused", () => {
   assert.match(keyStatusText({ error: "The key must be 16 to 512 characters long", set: false, message: "" }), /^Not saved: /);
   assert.match(keyStatusText(null), /Could not reach/);
 });
+
+test("the budget in USD and a retiring model get a line of their own", () => {
+  const tally = new CreditTally();
+  const run = tally.record({ flux2_credits: [120000], flux2_images: [1], flux2_run: ["u"], flux2_cache: [MISS],
+    flux2_budget: [{ spent: 120000, budget: null,
+      usd_line: "Key today: $4.12 of $5.00 (all machines) · this machine: $0.66" }],
+    flux2_model_notice: ["Model blackforestlabs/flux-2-lora is deprecated and shuts down on 2027-01-31."] });
+  const lines = creditLines(run, tally.total, tally.budget);
+  assert.equal(lines.at(-2), "Key today: $4.12 of $5.00 (all machines) · this machine: $0.66");
+  assert.equal(lines.at(-1), "Model blackforestlabs/flux-2-lora is deprecated and shuts down on 2027-01-31.");
+  const plain = tally.record({ flux2_credits: [1], flux2_images: [1], flux2_run: ["v"], flux2_model_notice: [""] });
+  assert.equal(plain.notice, "");
+});

@@ -28,3 +28,14 @@ test("balance line and floor setting", () => {
   assert.ok(parseFloorSetting("-1").error);
   assert.ok(parseFloorSetting("lots").error);
 });
+
+test("the budget in USD setting accepts the dollar sign and refuses what is not an amount", async () => {
+  const { parseUsdBudgetSetting } = await import("../../web/js/money_logic.js");
+  assert.deepEqual(parseUsdBudgetSetting("$5"), { budget_usd: "$5" });
+  assert.deepEqual(parseUsdBudgetSetting(" 4.50 "), { budget_usd: "4.50" });
+  assert.deepEqual(parseUsdBudgetSetting(""), { budget_usd: null });
+  assert.deepEqual(parseUsdBudgetSetting("off"), { budget_usd: null });
+  for (const bad of ["-1", "abc", "inf", "Infinity", "5$"]) {
+    assert.match(parseUsdBudgetSetting(bad).error, /budget in USD must be an amount/, bad);
+  }
+});

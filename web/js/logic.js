@@ -79,13 +79,19 @@ export class CreditTally {
       if (typeof credits === "number" && Number.isFinite(credits)) this.total += credits;
       this.setBudget(first(message, "flux2_budget"));
     }
-    return { credits: credits ?? null, images: images ?? null, cache: cache ?? null, repeated };
+    const notice = first(message, "flux2_model_notice");
+    return { credits: credits ?? null, images: images ?? null, cache: cache ?? null, repeated,
+      notice: typeof notice === "string" ? notice : "" };
   }
 
-  /** Keep the server's {spent, budget} (from a run or the budget route's answer). */
+  /**
+   * Keep the server's {spent, budget} (from a run or the budget route's answer), and its line for
+   * the budget in USD when one is set ("Key today: $4.12 of $5.00 (all machines) · this machine: $0.66").
+   */
   setBudget(snapshot) {
     if (snapshot && typeof snapshot.spent === "number") {
       this.budget = { spent: snapshot.spent, budget: typeof snapshot.budget === "number" ? snapshot.budget : null };
+      if (typeof snapshot.usd_line === "string" && snapshot.usd_line) this.budget.usdLine = snapshot.usd_line;
     }
   }
 }
@@ -124,6 +130,8 @@ export function creditLines(run, total, budget = null) {
   }
   const session = `This session: ${creditsText(total)}`;
   lines.push(budget ? `${session} · ${budgetText(budget)}` : session);
+  if (budget?.usdLine) lines.push(budget.usdLine);
+  if (run.notice) lines.push(run.notice); // the API's deprecations feed: the model is retiring
   return lines;
 }
 

@@ -34,6 +34,20 @@ export function balanceLine(answer) {
   return String(answer.message || "Balance unknown.");
 }
 
+/**
+ * The "Budget in USD" setting's text as the budget route wants it: {budget_usd: text or null}, or {error}.
+ * "$5", "5", "4.50", "1,000" are amounts; empty, "none" or "off" mean no budget. The server checks it again.
+ */
+export function parseUsdBudgetSetting(text) {
+  const raw = String(text ?? "").trim();
+  if (["", "none", "off"].includes(raw.toLowerCase())) return { budget_usd: null };
+  const value = Number(raw.replace(/^\$\s*/, "").replace(/,/g, ""));
+  if (!/^\$?\s*[0-9.,eE+]+$/.test(raw) || !Number.isFinite(value) || value < 0) {
+    return { error: `The budget in USD must be an amount, 0 or more, such as 5 or $5, or empty for none; got "${raw}".` };
+  }
+  return { budget_usd: raw };
+}
+
 /** A floor setting's text as a number of USD, null for none, or {error}. */
 export function parseFloorSetting(text) {
   const raw = String(text ?? "").trim().replace(/^\$/, "");

@@ -4,12 +4,12 @@
 // keeps on disk and asks the API for at most daily). Shown as the "price" part of the node's
 // display (web/js/flux2_lora.js); asked again when a widget, a link or the Image Size node
 // changes, and after every run (a run shows the credits-per-USD rate, so credits appear).
-// Also the money settings: the balance floor (POST /flux2_lora/balance) and the budget period
-// (POST /flux2_lora/budget).
+// Also the money settings: the balance floor (POST /flux2_lora/balance), the budget period, the
+// budget in USD and its scope (POST /flux2_lora/budget).
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { displayOf, refreshDisplay } from "./flux2_lora.js";
-import { parseFloorSetting, priceLine, priceQuery } from "./money_logic.js";
+import { parseFloorSetting, parseUsdBudgetSetting, priceLine, priceQuery } from "./money_logic.js";
 import { callPackRoute } from "./pack_route.js";
 
 const GENERATING_NODES = new Set(["Flux2LoraGenerate", "Flux2LoraEdit"]);
@@ -111,6 +111,26 @@ async function sendPeriodSetting(value, atStartUp) {
   else if (!atStartUp) toast("success", "Flux2 LoRA budget period", answer.message);
 }
 
+let usdTimer = null;
+function sendUsdBudgetSetting(value, atStartUp) {
+  if (atStartUp && !String(value ?? "").trim()) return;
+  clearTimeout(usdTimer);
+  usdTimer = setTimeout(async () => {
+    const parsed = parseUsdBudgetSetting(value);
+    if (parsed.error) return toast("error", "Flux2 LoRA budget in USD", parsed.error);
+    const answer = await callPackRoute("/flux2_lora/budget", "POST", { budget_usd: parsed.budget_usd });
+    if (!answer || answer.error) toast("error", "Flux2 LoRA budget in USD", answer?.error ?? "route not reached");
+    else if (!atStartUp) toast("success", "Flux2 LoRA budget in USD", answer.message);
+  }, atStartUp ? 0 : TYPING_PAUSE_MS);
+}
+
+async function sendScopeSetting(value, atStartUp) {
+  if (atStartUp && !value) return;
+  const answer = await callPackRoute("/flux2_lora/budget", "POST", { scope: value || null });
+  if (!answer || answer.error) toast("error", "Flux2 LoRA budget scope", answer?.error ?? "route not reached");
+  else if (!atStartUp) toast("success", "Flux2 LoRA budget scope", answer.message);
+}
+
 app.registerExtension({
   name: "flux2lora.Price",
 
@@ -136,6 +156,30 @@ app.registerExtension({
       options: [{ text: "from the environment (default: process)", value: "" }, "process", "day", "month", "all"],
       defaultValue: "",
       onChange: (value, oldValue) => sendPeriodSetting(value, oldValue === undefined),
+    },
+    {
+      id: "Flux2LoRA.BudgetUsd",
+      category: ["Flux2 LoRA", "AI/ML API", "Budget in USD"],
+      name: "Budget in USD (a hard cap per budget period)",
+      tooltip: "A run whose estimated price would take the spending of the period over this is refused before "
+        + "sending. Counted on this machine, or for the whole key with the scope 'key'. Accepts 5 or $5. Empty: "
+        + "FLUX2_LORA_BUDGET_USD from ComfyUI's environment, or none.",
+      type: "text",
+      defaultValue: "",
+      attrs: { placeholder: "e.g. $5; empty: no budget in USD" },
+      onChange: (value, oldValue) => sendUsdBudgetSetting(value, oldValue === undefined),
+    },
+    {
+      id: "Flux2LoRA.BudgetScope",
+      category: ["Flux2 LoRA", "AI/ML API", "Budget scope"],
+      name: "Budget scope (this machine, or every machine on the key)",
+      tooltip: "machine: this machine's spending ledger. key: what the AI/ML API says the whole key spent today or "
+        + "this month (every machine using it), asked before each paid run; needs a budget in USD and the period "
+        + "day or month. Empty: FLUX2_LORA_BUDGET_SCOPE (default machine).",
+      type: "combo",
+      options: [{ text: "from the environment (default: machine)", value: "" }, "machine", "key"],
+      defaultValue: "",
+      onChange: (value, oldValue) => sendScopeSetting(value, oldValue === undefined),
     },
   ],
 

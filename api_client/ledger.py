@@ -162,6 +162,7 @@ class SpendingLedger:
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._pending: list[_SpendRow] = []  # billed requests not written yet (the file failed)
+        self._pending_drops: set[str] = set()  # holds to end that the file could not take yet
 
     def __repr__(self) -> str:
         return f"SpendingLedger({str(self.path)!r})"
@@ -207,8 +208,11 @@ class SpendingLedger:
                 try:
                     with self._lock:
                         pending = list(self._pending)
+                        drops = set(self._pending_drops)
                     for row in pending:
                         self._insert_spend(conn, row)
+                    for request_id in drops:
+                        conn.execute(_DROP_HOLD, (request_id, request_id))
                     result = work(conn)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -216,6 +220,7 @@ class SpendingLedger:
                     raise
                 with self._lock:
                     self._pending = [row for row in self._pending if row not in pending]
+                    self._pending_drops -= drops
                 return result
             finally:
                 conn.close()
@@ -335,8 +340,16 @@ class SpendingLedger:
             "UPDATE holds SET cleared = MAX(cleared, ?) WHERE request_id = ?", (attempt, request_id)))
 
     def drop_hold(self, request_id: str) -> None:
-        """End a hold without cost: the request (``request_id``, or one attempt's ``<id>.<n>``) was not billed."""
-        self._write("written", lambda conn: conn.execute(_DROP_HOLD, (request_id, request_id)))
+        """End a hold without cost: the request (``request_id``, or one attempt's ``<id>.<n>``) was not billed.
+
+        If the file cannot take it, the hold keeps counting until the next write that succeeds ends it.
+        """
+        try:
+            self._write("written", lambda conn: conn.execute(_DROP_HOLD, (request_id, request_id)))
+        except LedgerError:
+            with self._lock:
+                self._pending_drops.add(request_id)
+            raise
 
     def holds(self) -> list[HoldRow]:
         """Every hold still open, oldest first."""

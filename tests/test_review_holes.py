@@ -276,3 +276,27 @@ def test_orphan_whose_row_is_past_five_pages_never_ends(pack, standin, monkeypat
     outcome = outcome_of(lambda: generate(pack, seed=123))  # 120,000 really spent + 120,000 <= 250,000
     assert not left, (f"the hold of a request the logs show as failed still counts (period 'all': forever): "
                       f"{left}; next run: {describe(outcome)[:200]}")
+
+
+# N. A hold whose drop failed (the ledger locked for longer than its busy timeout) counted until a restart.
+def test_a_hold_whose_drop_failed_ends_with_the_next_write(pack, tmp_path):
+    money_mod = sys.modules[f"{PACK_NAME}.api_client.money"]
+    money = money_mod.Money()
+    path = tmp_path / "ledger.sqlite3"
+    money.use_ledger(path)
+    money.set_limit(1_000_000)
+    money.set_period("day")
+    [hold] = money.admit([120_000.0])
+    money.ledger.busy_timeout = 0.2
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        money.release(hold)                   # surely not billed, but the file is locked: logged, kept
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert money.ledger.committed()[1] == 120_000  # still counted meanwhile (never freed by a failure)
+    money.add(5, request_id="flux2-later")    # the next write that succeeds ends it
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 0
+    assert money.ledger.committed()[1] == 0 and money.spent_in("day") == 5

@@ -14,7 +14,6 @@ reports progress.
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from .budget import CreditBudget, Hold
 from .cache import CachedResult, ResultCache, cache_key
 from .client import ApiClient, GenerationResponse, LazyClient
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
+from .pools import LazyPool
 from .request import GenerationRequest
 
 __all__ = ["BatchResult", "ImageSink", "run_batch"]
@@ -57,22 +57,13 @@ class BatchResult:
             self.usd_spent = (self.usd_spent or 0.0) + value
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 # Not a limit runs compete for: a thread is started only when none is idle, then reused. Work a run no
 # longer needs keeps its thread until it ends (a POST already sent, by its read timeout; the downloads
 # for the cache, one after another, each within the download deadline), so the next run must never
 # queue behind it. One run uses at most 4 POSTs and 16 downloads; this cap is only a safety net.
 _POOL_THREADS = 1024
-
-
-def _shared_pool() -> ThreadPoolExecutor:
-    """One pool for every run: its threads are started once, not for each run (a few ms each time)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="flux2-lora")
-        return _pool
+# One pool for every run: its threads are started once, not for each run (a few ms each time).
+_pool = LazyPool(_POOL_THREADS, "flux2-lora")
 
 
 def run_batch(
@@ -112,7 +103,7 @@ def run_batch(
     result.image_urls = [None] * result.requested
     events: queue.SimpleQueue = queue.SimpleQueue()
     listeners = [Listener(k, offsets[k], sink, events, is_cancelled) for k in range(len(requests))]
-    executor = _shared_pool()
+    executor = _pool.get()
     listening: dict[int, SharedRequest] = {}
     started: set[int] = set()
     hits: dict[int, CachedResult] = {}

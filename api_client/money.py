@@ -654,15 +654,6 @@ class Money:
             raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
         return ledger.total(period_start(period))
 
-    def committed_in(self, period: str) -> tuple[float, float]:
-        """(credits spent, credits held by requests in flight) in ``period``, every process of the ledger counted."""
-        if period == "process":
-            return self.spent, self.held
-        ledger = self.ledger
-        if ledger is None:
-            raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
-        return ledger.committed(period_start(period))
-
     def reset_spent(self) -> None:
         """Start this process's count from zero (requests in flight keep their holds)."""
         with self._lock:

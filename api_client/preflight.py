@@ -15,7 +15,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .balance import Balance, BalanceFloor
 from .client import LazyClient
 from .lifecycle import DeprecationFeed, ModelNotice, check_models
 from .pricing import PriceBook, Quote, quote_usd, run_quote
@@ -28,16 +27,17 @@ log = logging.getLogger("flux2_lora")
 
 
 class RunMoney:
-    """One run's price quote and balance floor check (``before_send``), and its learning (``after``)."""
+    """One run's price quote and model lifecycle check (``before_send``), and its learning (``after``).
 
-    def __init__(self, client: ApiClient | LazyClient, book: PriceBook, floor: BalanceFloor,
+    The balance floor is the money component's (``money.Money.admit``), which takes these estimates.
+    """
+
+    def __init__(self, client: ApiClient | LazyClient, book: PriceBook,
                  feed: DeprecationFeed | None = None) -> None:
         self._client = client
         self.book = book
-        self.floor = floor
         self.feed = feed
         self.quote: Quote | None = None
-        self.balance: Balance | None = None
         self.notices: list[ModelNotice] = []
 
     def before_send(self, bodies: list[dict]) -> list[float | None]:
@@ -98,15 +98,14 @@ def price_list_estimate(book: PriceBook, body: Mapping[str, Any]) -> float | Non
 
 
 def run_money(client: ApiClient | LazyClient, user_dir: Any = None) -> RunMoney:
-    """The money checks for one run: the price file in ComfyUI's user folder and the process's floor.
+    """The money checks for one run: the price file and the deprecations feed in ComfyUI's user folder.
 
     Also lets the credit budget estimate from the documented price before its first billed answer.
     """
     from . import estimate
-    from .balance import balance_floor
     from .lifecycle import default_deprecations_path, deprecation_feed
     from .pricing import default_pricing_path, price_book
 
     book = price_book(default_pricing_path(user_dir))
     estimate.use_price_list(lambda body: price_list_estimate(book, body))
-    return RunMoney(client, book, balance_floor(), deprecation_feed(default_deprecations_path(user_dir)))
+    return RunMoney(client, book, deprecation_feed(default_deprecations_path(user_dir)))

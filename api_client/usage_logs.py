@@ -70,11 +70,6 @@ class LogRow:
     inference_id: str | None
     client_request_id: str | None
 
-    @property
-    def identity(self) -> str:
-        """What tells this row from the others of the same request id."""
-        return self.inference_id or f"{self.created}/{self.status}"
-
 
 def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from ..api_client.errors import Cancelled
+from ..api_client.pools import LazyPool
 from .comfy_hooks import (
     RunHooks,
     comfy_awaits_coroutines,
@@ -108,17 +108,8 @@ class WorkerHooks:
             raise
 
 
-_body_pool: ThreadPoolExecutor | None = None
-_body_pool_lock = threading.Lock()
-
-
-def _shared_body_pool() -> ThreadPoolExecutor:
-    # Separate from the batch's pool (api_client.batch), which the bodies themselves wait on.
-    global _body_pool
-    with _body_pool_lock:
-        if _body_pool is None:
-            _body_pool = ThreadPoolExecutor(max_workers=_BODY_THREADS, thread_name_prefix="flux2-lora-node")
-        return _body_pool
+# Separate from the batch's pool (api_client.batch), which the bodies themselves wait on.
+_body_pool = LazyPool(_BODY_THREADS, "flux2-lora-node")
 
 
 def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +125,7 @@ async def run_body_off_loop(body: NodeBody, node: Any, inputs: dict[str, Any]) -
     hooks = WorkerHooks(inputs.get("unique_id"))
     # Not loop.run_in_executor's default pool: asyncio.run (ComfyUI runs each prompt in one)
     # waits for that pool's threads at exit, so an abandoned request would hold up the prompt's end.
-    work = asyncio.wrap_future(_shared_body_pool().submit(_body_in_cancel_scope, body, node, hooks, inputs))
+    work = asyncio.wrap_future(_body_pool.get().submit(_body_in_cancel_scope, body, node, hooks, inputs))
     ended = False
     try:
         while True:

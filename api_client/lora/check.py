@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import requests
 
 from ..deadline import Deadline
 from ..errors import Cancelled, InputError, shown_url
+from ..pools import LazyPool
 from .cache import VerdictCache, default_check_folder
 from .header import NotSafetensors, header_length, parse_header
 from .remote import (
@@ -212,16 +213,7 @@ def check_one(path: str, reader: Reader, endpoint: str | None, cache: VerdictCac
         return result
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _shared_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="flux2-lora-check")
-        return _pool
+_pool = LazyPool(_WORKERS, "flux2-lora-check")
 
 
 def _lora_path(item: Any) -> str:
@@ -272,7 +264,7 @@ def check_loras(loras: Sequence[Any], *, cancel: threading.Event | None = None,
             return LoraCheck(path, UNKNOWN, reason=f"no answer within {deadline_seconds:g} s")
 
     unique = list(dict.fromkeys(paths))
-    futures: dict[str, Future] = {path: _shared_pool().submit(work, path) for path in unique}
+    futures: dict[str, Future] = {path: _pool.get().submit(work, path) for path in unique}
     results: dict[str, LoraCheck] = {}
     try:
         pending = set(futures.values())

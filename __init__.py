@@ -1,10 +1,10 @@
 """Flux2 LoRA for ComfyUI: FLUX.2 [dev] with your LoRAs on the AI/ML API, as ComfyUI nodes."""
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from .nodes.budget_routes import register_budget_routes
-from .nodes.key_routes import register_key_routes
-from .nodes.lora_routes import register_lora_routes
-from .nodes.money_routes import register_money_routes
+from .nodes.routes.budget import register_budget_routes
+from .nodes.routes.key import register_key_routes
+from .nodes.routes.lora import register_lora_routes
+from .nodes.routes.money import register_money_routes
 
 WEB_DIRECTORY = "./web"
 

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(PACK_DIR))
-    from api_client.limits import LIMITS
+    from api_client.api.limits import LIMITS
     from api_client.standin import LoraHost, StandInServer
 
     key = "sk-demo-standin"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .budget import CreditBudget, credit_budget, set_credit_budget
-from .cache import ResultCache, open_result_cache
-from .config import ApiKey, resolve_api_key, resolve_base_url
-from .decode import DecodedImage, decode_image, load_image
+from .api.limits import LIMITS, MODEL_EDIT, MODEL_GENERATE
+from .api.request import GenerationRequest, Lora, build_requests
 from .errors import (
     APIConnectionError,
     APIResponseError,
@@ -29,20 +27,23 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .limits import LIMITS, MODEL_EDIT, MODEL_GENERATE
-from .request import GenerationRequest, Lora, build_requests
-from .retry import RetryPolicy
-from .upload import EncodedPicture, encode_data_uri, encode_input_picture
+from .http.retry import RetryPolicy
+from .images.decode import DecodedImage, decode_image, load_image
+from .images.upload import EncodedPicture, encode_data_uri, encode_input_picture
+from .money.budget import CreditBudget, credit_budget, set_credit_budget
+from .run.cache import ResultCache, open_result_cache
+from .settings import ApiKey, resolve_api_key, resolve_base_url
 
 if TYPE_CHECKING:
-    from .batch import BatchResult, ImageSink, run_batch
-    from .client import ApiClient, GenerationResponse, ImageRef, shared_client
+    from .api.client import ApiClient, GenerationResponse, ImageRef, shared_client
+    from .run.batch import BatchResult, ImageSink, run_batch
 
 # The HTTP modules import requests and its dependencies (tens of milliseconds): they load on
 # first use, so that importing the pack while ComfyUI starts stays quick.
 _LAZY = {
-    "BatchResult": "batch", "ImageSink": "batch", "run_batch": "batch",
-    "ApiClient": "client", "GenerationResponse": "client", "ImageRef": "client", "shared_client": "client",
+    "BatchResult": "run.batch", "ImageSink": "run.batch", "run_batch": "run.batch",
+    "ApiClient": "api.client", "GenerationResponse": "api.client", "ImageRef": "api.client",
+    "shared_client": "api.client",
 }
 
 

@@ -30,10 +30,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api_client.limits import MODEL_EDIT
-from api_client.request import build_requests
+from api_client.api.limits import MODEL_EDIT
+from api_client.api.request import build_requests
+from api_client.images.upload import encode_data_uri
 from api_client.standin import render_picture
-from api_client.upload import encode_data_uri
 
 
 def photo(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -121,7 +121,7 @@ def main() -> None:
             print(f"{label:<16}{name:<20}{mib:8.2f}{8 * len(data) / pixels[..., 0].size:9.2f}"
                   f"{mib * 4 / 3:12.2f}{seconds * 1000:8.0f}")
         print()
-    print("The pack's encode_data_uri (the rule in api_client/upload.py):")
+    print("The pack's encode_data_uri (the rule in api_client/images/upload.py):")
     for (kind, side), pixels in pictures.items():
         seconds, uri = best_time(lambda p=pixels: encode_data_uri(p).encode(), args.repeat)
         kind_of = uri[5:uri.index(b";")].decode()

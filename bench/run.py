@@ -94,10 +94,10 @@ def timed(run: Callable[[], object], prepare: Callable[[], object] | None = None
 
 def finish_saves(pack: types.ModuleType) -> None:
     """New results are saved in the background; let them land before a temporary cache folder goes."""
-    inflight = sys.modules.get(f"{pack.__name__}.api_client.inflight")
+    inflight = sys.modules.get(f"{pack.__name__}.api_client.run.inflight")
     if inflight is not None:
         inflight.wait_for_background_work()  # requests whose saves are not even queued yet
-    sys.modules[f"{pack.__name__}.api_client.cache"].wait_for_pending_saves()
+    sys.modules[f"{pack.__name__}.api_client.run.cache"].wait_for_pending_saves()
 
 
 def child(kind: str, *args: str) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api_client.limits import LIMITS
-from ..api_client.request import check_lora_path, check_loras
+from ..api_client.api.limits import LIMITS
+from ..api_client.api.request import check_lora_path, check_loras
 from .widgets import CATEGORY, LORAS_TYPE, lora_scale_widget
 
 

@@ -54,7 +54,7 @@ def comfy_key_files() -> list[Path]:
     user_dir = comfy_user_dir()
     if not user_dir:
         return []
-    from ..api_client.key_store import adopt_legacy_key
+    from ..api_client.http.key_store import adopt_legacy_key
 
     path, legacy = user_dir / "flux2_lora" / "key" / "api_key", user_dir / "flux2_lora" / "api_key"
     return [path] if adopt_legacy_key(legacy, path) else [path, legacy]
@@ -65,8 +65,8 @@ def comfy_money() -> Any:
 
     Its settings made in ComfyUI are read from there on first use, so they hold from start-up.
     """
-    from ..api_client.budget import credit_budget
-    from ..api_client.ledger import default_ledger_path
+    from ..api_client.money.budget import credit_budget
+    from ..api_client.money.ledger import default_ledger_path
 
     money = credit_budget()
     user_dir = comfy_user_dir()

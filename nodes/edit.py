@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api_client import MODEL_EDIT, build_requests
-from ..api_client.limits import LIMITS
+from ..api_client.api.limits import LIMITS
 from .image_input import encode_edit_inputs
 from .node_call import NodeHooks, node_function
 from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..api_client import EncodedPicture, InputError, encode_input_picture
-from ..api_client.request import check_image_count
-from ..api_client.upload import check_picture_size
+from ..api_client.api.request import check_image_count
+from ..api_client.images.upload import check_picture_size
 
 
 def to_uint8_rgb(picture: torch.Tensor) -> np.ndarray:

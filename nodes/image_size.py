@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api_client.limits import LIMITS, PRESET_PIXELS
-from ..api_client.request import check_image_size, expected_pixels
+from ..api_client.api.limits import LIMITS, PRESET_PIXELS
+from ..api_client.api.request import check_image_size, expected_pixels
 from .widgets import CATEGORY, CUSTOM_PRESET, IMAGE_SIZE_TYPE, size_widget
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..api_client.errors import Cancelled
-from ..api_client.pools import LazyPool
+from ..api_client.run.pools import LazyPool
 from .comfy_hooks import (
     RunHooks,
     comfy_awaits_coroutines,
@@ -40,7 +40,7 @@ COROUTINE_NODES = comfy_awaits_coroutines()
 # How often a waiting coroutine looks at ComfyUI's interrupt flag and the body's progress.
 INTERRUPT_POLL = 0.05
 # Node bodies running at once; each mostly waits for HTTP. Requests beyond the process cap
-# (api_client.request_slots) wait inside their bodies.
+# (api_client.run.request_slots) wait inside their bodies.
 _BODY_THREADS = 32
 
 
@@ -108,13 +108,13 @@ class WorkerHooks:
             raise
 
 
-# Separate from the batch's pool (api_client.batch), which the bodies themselves wait on.
+# Separate from the batch's pool (api_client.run.batch), which the bodies themselves wait on.
 _body_pool = LazyPool(_BODY_THREADS, "flux2-lora-node")
 
 
 def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
     # Every service GET of this run (the balance floor's check, the price) ends at once on the node's Cancel.
-    from ..api_client.service import cancel_scope  # the HTTP client loads on the first run, not at start-up
+    from ..api_client.api.service import cancel_scope  # the HTTP client loads on the first run, not at start-up
 
     with cancel_scope(hooks.cancel_event):
         return body(node, hooks, **inputs)

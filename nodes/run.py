@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..api_client.cache import open_result_cache
-from ..api_client.config import resolve_api_key, resolve_base_url
+from ..api_client.api.limits import LIMITS
+from ..api_client.api.request import GenerationRequest, check_bool
 from ..api_client.errors import APIResponseError, ImageDecodeError
-from ..api_client.limits import LIMITS
-from ..api_client.request import GenerationRequest, check_bool
+from ..api_client.run.cache import open_result_cache
+from ..api_client.settings import resolve_api_key, resolve_base_url
 from .comfy_hooks import RunHooks, comfy_cache_dir, comfy_key_files, comfy_money, comfy_user_dir
 from .lora_check import check_run_loras
 
 if TYPE_CHECKING:
-    from ..api_client.batch import BatchResult
-    from ..api_client.decode import DecodedImage
+    from ..api_client.images.decode import DecodedImage
+    from ..api_client.run.batch import BatchResult
     from .node_call import NodeHooks
 
 _SCALE = np.float32(255.0)
@@ -106,9 +106,9 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     requests made before come from the result cache without being sent.
     """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
-    from ..api_client.batch import run_batch
-    from ..api_client.client import LazyClient
-    from ..api_client.preflight import run_money
+    from ..api_client.api.client import LazyClient
+    from ..api_client.api.preflight import run_money
+    from ..api_client.run.batch import run_batch
 
     use_cache = check_bool("use_cache", use_cache)
     # Every money setting validated before anything goes out (a LoRA host included).

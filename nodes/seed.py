@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api_client.request import check_seed
+from ..api_client.api.request import check_seed
 from .widgets import CATEGORY, seed_widget
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api_client.limits import (
+from ..api_client.api.limits import (
     GUIDANCE_DEFAULT,
     LIMITS,
     LORA_SCALE_DEFAULT,

@@ -6,7 +6,7 @@
 The English defaults stay in the code (display names, DESCRIPTION, input tooltips,
 OUTPUT_TOOLTIPS); this file is their copy in the shape ComfyUI's frontend reads
 for translations, the starting point for other languages (locales/<lang>/nodeDefs.json).
-Rerun it after changing a node; tests/test_locales.py fails while it is out of date.
+Rerun it after changing a node; tests/pack/test_locales.py fails while it is out of date.
 """
 
 from __future__ import annotations

@@ -52,10 +52,10 @@ def _server():
 def _reset_credit_budget() -> None:
     # A fresh money component (what a restart does): requests a previous test left in flight settle
     # into the old one.
-    money_module = sys.modules.get(f"{PACK_NAME}.api_client.money")
+    money_module = sys.modules.get(f"{PACK_NAME}.api_client.money.core")
     if money_module is not None:
         money_module.reset_process_money()
-    estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.estimate")
+    estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.money.estimate")
     if estimate_module is not None:
         estimate_module.forget_prices()
 
@@ -68,7 +68,7 @@ def standin(_server, monkeypatch, tmp_path):
     """
     # Pictures an earlier test's runs no longer wanted may still be downloading for its cache: let them
     # end first, so this test's counters start at zero.
-    inflight = sys.modules.get(f"{PACK_NAME}.api_client.inflight")
+    inflight = sys.modules.get(f"{PACK_NAME}.api_client.run.inflight")
     if inflight is not None:
         inflight.wait_for_background_work(timeout=10)
     # ...and POSTs an earlier test left waiting for a slow answer (a cancelled run's) have been answered.
@@ -91,7 +91,7 @@ def standin(_server, monkeypatch, tmp_path):
     monkeypatch.delenv("FLUX2_LORA_BALANCE_FLOOR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the price file
     monkeypatch.setenv("FLUX2_LORA_CACHE_DIR", str(tmp_path / "cache"))
-    # No LoRA check unless a test turns it on (tests/test_lora_check.py): it would ask huggingface.co.
+    # No LoRA check unless a test turns it on (tests/api_client/lora/test_lora_check.py): it would ask huggingface.co.
     monkeypatch.setenv("FLUX2_LORA_CHECK_LORAS", "0")
     # A proxy set on the machine must not carry test traffic meant for 127.0.0.1.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")

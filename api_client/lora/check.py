@@ -20,9 +20,9 @@ from typing import Any
 
 import requests
 
-from ..deadline import Deadline
 from ..errors import Cancelled, InputError, shown_url
-from ..pools import LazyPool
+from ..http.deadline import Deadline
+from ..run.pools import LazyPool
 from .cache import VerdictCache, default_check_folder
 from .header import NotSafetensors, header_length, parse_header
 from .remote import (

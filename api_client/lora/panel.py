@@ -1,6 +1,6 @@
 """The answer of the Adapter node's line (GET /flux2_lora/lora_check?path=...): what the file is, for people.
 
-Pure of ComfyUI: the route in nodes/lora_routes.py only moves the query in and this JSON out.
+Pure of ComfyUI: the route in nodes/routes/lora.py only moves the query in and this JSON out.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..api.request import check_lora_path
 from ..errors import ConfigError, InputError
-from ..request import check_lora_path
 from .check import OFF, LoraCheck, check_loras
 from .rule import OK, UNKNOWN
 

@@ -22,9 +22,9 @@ from urllib.parse import quote, urljoin
 
 import requests
 
-from ..config import check_url_scheme, resolve_ca_bundle
-from ..deadline import DeadlineAdapter
 from ..errors import ConfigError
+from ..http.deadline import DeadlineAdapter
+from ..settings import check_url_scheme, resolve_ca_bundle
 from .header import FIRST_READ, HEADER_CAP, HeaderTooLong, NotSafetensors, header_length, sniff
 
 HF_ENDPOINT_ENV = "HF_ENDPOINT"  # huggingface_hub's own variable

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..route_input import Answer, RouteInputError, parse_json_object
+from ..panel.route_input import Answer, RouteInputError, parse_json_object
 
 log = logging.getLogger("flux2_lora")
 

@@ -1,6 +1,6 @@
 """Request validation for the stand-in, driven by the official OpenAPI files.
 
-A small validator for the OpenAPI subset used in ``api_client/schema/*.json``
+A small validator for the OpenAPI subset used in ``api_client/api/schema/*.json``
 that refuses exactly what the schema refuses, plus the rules the schema states
 in prose (sizes are multiples of 32; ``image_urls`` holds URLs or base64 data
 URIs). JSON Schema semantics throughout: unknown properties are allowed (and
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The stand-in answers exactly as the pack's limits describe the API: one source of truth.
-from ..limits import MODEL_EDIT, PRESET_PIXELS, SCHEMA_FILES, SEED_MAX, request_schema
+from ..api.limits import MODEL_EDIT, PRESET_PIXELS, SCHEMA_FILES, SEED_MAX, request_schema
 
 
 class RequestError(Exception):

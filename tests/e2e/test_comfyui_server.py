@@ -7,8 +7,8 @@ import time
 
 import pytest
 from conftest import TEST_KEY
+from contract import CONTRACT, DEFAULTS, RANGES
 from PIL import Image
-from test_contract import CONTRACT, DEFAULTS, RANGES
 
 from .harness import PACK_NAME, cached_nodes, message_kinds, status_messages
 from .workflows import text_to_image_prompt

@@ -69,7 +69,7 @@ def _seed(prompt: dict[str, Any], value: Any) -> int:
 
 
 def _pixels(prompt: dict[str, Any], inputs: dict[str, Any]) -> tuple[int, int]:
-    from api_client.limits import LIMITS, PRESET_PIXELS
+    from api_client.api.limits import LIMITS, PRESET_PIXELS
 
     source = _source(prompt, inputs.get("image_size"))
     if source is None:
@@ -96,7 +96,7 @@ def expected_run(prompt: dict[str, Any], input_folder: Path | None = None) -> Ex
 
     ``input_folder`` holds the pictures LoadImage reads (for Edit, see _edit_pixels).
     """
-    from api_client.limits import LIMITS
+    from api_client.api.limits import LIMITS
 
     per_request = LIMITS.images_per_request_max
     pictures, requests = {}, []

@@ -1,7 +1,8 @@
 // Paste the AI/ML API key in ComfyUI: Settings → Flux2 LoRA, or "Set AI/ML API key…" in the
 // menu of a Flux2 LoRA node. The key goes to the pack's route (POST /flux2_lora/key), which
 // saves it in ComfyUI's user folder; it is never stored in ComfyUI's settings or a workflow,
-// and the route only ever answers whether a key is set and its last four characters.
+// and the route only ever answers whether a key is set and its last four characters. Also the
+// key setting (its panel is the setting's renderer) and the command that opens the dialog.
 import { balancePanel } from "./balance.js";
 import { chain, setting } from "./comfy.js";
 import { keyStatusText } from "./logic.js";

@@ -110,7 +110,7 @@ export function onStatus({ detail }) {
   const text = detail.text ? String(detail.text) : "";
   const since = Date.now();
   node.flux2Display.set("status", text ? (now) => [statusLine(text, since, now)] : null, "status");
-  if (text) ticking.add(node);
+  if (node.flux2Display.ticking) ticking.add(node);
   else ticking.delete(node);
   updateTicker();
   refreshDisplay(node);

@@ -1,7 +1,8 @@
 """The pack's budget route in ComfyUI's server: GET and POST /flux2_lora/budget.
 
-The frontend setting "Credit budget" (web/js/flux2_lora.js) posts its value here when
-it changes and once at start-up; the pack keeps every value set here on disk (in
+The frontend settings "Credit budget" (web/js/credits.js), "Budget period", "Budget in USD"
+and "Budget scope" (web/js/money_settings.js) post their values here when they change and
+once at start-up; the pack keeps every value set here on disk (in
 ComfyUI's user folder), so it holds from the next start-up before any page connects. The logic
 lives in api_client/money/budget.py; these handlers only move bytes in and JSON out, the work itself
 done on the pack's settings worker (key_routes.RouteWorker), never on ComfyUI's event loop.

@@ -1,7 +1,7 @@
 """The pack's money routes in ComfyUI's server: the balance (and its floor) and the price before running.
 
 - GET /flux2_lora/balance asks GET /v2/billing now and answers the balance and floor;
-  POST {"floor": USD or null} sets the floor setting (web/js/money.js, the key panel).
+  POST {"floor": USD or null} sets the floor (the "Balance floor" setting, web/js/money_settings.js).
 - GET /flux2_lora/price?model=generate|edit&num_images=N&preset=P (or width/height) answers
   what a node with those settings would cost (the price line on Generate and Edit).
 

@@ -38,6 +38,13 @@ def test_every_import_resolves_where_comfyui_serves_the_file(script):
             assert target in COMFY_MODULES, f"{script.name}: {specifier} resolves to {target}"
 
 
+def test_only_the_entry_registers_an_extension_and_every_module_has_its_tests():
+    # ComfyUI imports every .js file under web/ as an extension: all but the entry only export.
+    scripts = sorted((WEB / "js").glob("*.js"))
+    assert [p.name for p in scripts if "registerExtension" in p.read_text(encoding="utf-8")] == ["flux2_lora.js"]
+    assert [p.name for p in scripts if not (ROOT / "tests" / "js" / f"{p.stem}.test.mjs").is_file()] == []
+
+
 def test_no_test_or_build_files_under_web():
     # ComfyUI loads every .js file under web/ as an extension in the browser.
     assert not [p for p in WEB.rglob("*") if re.search(r"\.(test|spec)\.|node_modules|\.ts$", p.name)]

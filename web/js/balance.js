@@ -1,7 +1,7 @@
 // The account balance in the key panel (Settings → Flux2 LoRA → AI/ML API key, and the key
 // dialog): GET /flux2_lora/balance asks the API's GET /v2/billing now, with the saved key. Asked
 // when the panel opens and again after every run while the panel is on screen.
-import { api } from "../../../scripts/api.js";
+import { api } from "./comfy.js";
 import { balanceLine } from "./money_logic.js";
 import { callPackRoute } from "./pack_route.js";
 

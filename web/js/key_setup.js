@@ -1,9 +1,10 @@
 // Paste the AI/ML API key in ComfyUI: Settings → Flux2 LoRA, or "Set AI/ML API key…" in the
 // menu of a Flux2 LoRA node. The key goes to the pack's route (POST /flux2_lora/key), which
 // saves it in ComfyUI's user folder; it is never stored in ComfyUI's settings or a workflow,
-// and the route only ever answers whether a key is set and its last four characters.
-import { app } from "../../../scripts/app.js";
+// and the route only ever answers whether a key is set and its last four characters. Also the
+// key setting (its panel is the setting's renderer) and the command that opens the dialog.
 import { balancePanel } from "./balance.js";
+import { chain, setting } from "./comfy.js";
 import { keyStatusText } from "./logic.js";
 import { callPackRoute } from "./pack_route.js";
 
@@ -77,20 +78,16 @@ export function openKeyDialog() {
   box.querySelector("input")?.focus();
 }
 
-app.registerExtension({
-  name: "flux2lora.KeySetup",
-  settings: [
-    {
-      id: "Flux2LoRA.ApiKey",
-      category: ["Flux2 LoRA", "AI/ML API", "Key"],
-      name: "AI/ML API key",
-      tooltip: "Saved by the Flux2 LoRA pack in ComfyUI's user folder, never in these settings.",
-      // A custom renderer: the key never goes through the setting's value (comfy.settings.json).
-      type: () => keyPanel(),
-      defaultValue: "",
-    },
-  ],
-  commands: [
-    { id: "Flux2LoRA.SetApiKey", label: "Flux2 LoRA: set AI/ML API key", function: () => openKeyDialog() },
-  ],
-});
+/** A generating node type's menu offers "Set AI/ML API key…". */
+export function offersKeyDialog(prototype) {
+  chain(prototype, "getExtraMenuOptions", function (_canvas, options) {
+    options?.push?.({ content: "Set AI/ML API key…", callback: () => openKeyDialog() });
+  });
+}
+
+export const KEY_SETTING = setting("ApiKey", ["AI/ML API", "Key"], "AI/ML API key",
+  "Saved by the Flux2 LoRA pack in ComfyUI's user folder, never in these settings.",
+  // A custom renderer: the key never goes through the setting's value (comfy.settings.json).
+  { type: () => keyPanel() });
+
+export const KEY_COMMAND = { id: "Flux2LoRA.SetApiKey", label: "Flux2 LoRA: set AI/ML API key", function: () => openKeyDialog() };

@@ -1,5 +1,11 @@
-// Pure logic of the Flux2 LoRA frontend extension: formatting, aspect ratio, credit totals, budget.
+// Pure logic of the Flux2 LoRA frontend extension: formatting, aspect ratio, credit totals, budget,
+// the node display's parts, the key's status.
 // No DOM and no ComfyUI imports, so Node's test runner checks it (tests/js/logic.test.mjs).
+
+/** The pack's node ids (nodes/__init__.py) that the frontend extends. */
+export const GENERATING_NODES = new Set(["Flux2LoraGenerate", "Flux2LoraEdit"]);
+export const IMAGE_SIZE_NODE = "Flux2LoraImageSize";
+export const ADAPTER_NODE = "Flux2LoraAdapter";
 
 /** Greatest common divisor of two positive integers. */
 export function gcd(a, b) {

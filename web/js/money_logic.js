@@ -1,5 +1,6 @@
 // Pure logic for the money display (no ComfyUI imports, so tests/js can run it under Node):
-// the price route's query for a node's settings, and the balance line of the key panel.
+// the price route's query for a node's settings and its line, the balance line of the key panel,
+// and the balance floor and budget in USD settings' text.
 
 /**
  * The query for GET /flux2_lora/price from a generating node's settings. ``size`` is the

@@ -38,8 +38,8 @@ class Module:
     singletons: list[str] = field(default_factory=list)
 
 
-def _module_name(path: Path) -> tuple[str, bool]:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path) -> tuple[str, bool]:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         return ".".join(parts[:-1]), True
     return ".".join(parts), False
@@ -76,7 +76,7 @@ def load_modules(root: Path = ROOT) -> dict[str, Module]:
     modules: dict[str, Module] = {}
     paths = [root / "__init__.py"] + [p for pkg in PACKAGES for p in sorted((root / pkg).rglob("*.py"))]
     for path in paths:
-        name, is_package = _module_name(path) if path != root / "__init__.py" else ("", True)
+        name, is_package = _module_name(path, root) if path != root / "__init__.py" else ("", True)
         text = path.read_text(encoding="utf-8")
         modules[name] = Module(name, path, is_package, len(text.splitlines()))
     for module in modules.values():

@@ -38,7 +38,7 @@ class Flux2LoraEdit:
                 "image": ("IMAGE", {
                     "tooltip": "The picture(s) to edit: every picture of this batch is sent, "
                                f"{LIMITS.edit_images_range[0]} to {LIMITS.edit_images_range[1]} with image_2 and "
-                               "image_3. Sent lossless when small enough (see the README).",
+                               "image_3. Sent lossless when small enough (see docs/nodes.md).",
                 }),
                 **generation_settings(),
             },

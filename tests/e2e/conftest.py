@@ -34,7 +34,7 @@ from conftest import TEST_KEY
 from .harness import ComfyUIProcess, StandInProcess
 
 ENABLE_HINT = ("set COMFYUI_DIR=/path/to/ComfyUI and COMFYUI_PYTHON=/path/to/its/python "
-               "(e.g. from `../shared/comfyui/setup DEST`, or see the README's end-to-end section)")
+               "(e.g. from `../shared/comfyui/setup DEST`, or see docs/testing.md)")
 PINNED_FRONTEND = "1.27.10"  # ComfyUI 0.3.64's requirements.txt pins comfyui-frontend-package==1.27.10
 NEWEST_FRONTEND = "1.58.1"
 FRONTEND_ENV = {NEWEST_FRONTEND: "COMFYUI_FRONTEND_1_58_1"}

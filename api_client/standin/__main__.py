@@ -8,8 +8,9 @@ import signal
 import sys
 import threading
 
+from .loopback import is_loopback
 from .lora_host import LoraHost
-from .server import StandInServer, is_loopback
+from .server import StandInServer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if lora is not None and args.lora_port_file:
             _write_port(args.lora_port_file, lora.port)
         if args.port_file:
-            # Write then rename, so a polling script never reads a half-written file.
-            tmp = f"{args.port_file}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(f"{srv.port}\n")
-            os.replace(tmp, args.port_file)
+            _write_port(args.port_file, srv.port)
         print(f"AI/ML API stand-in listening on {srv.root_url} (Ctrl-C to stop)")
         print(f"export AIML_API_BASE={srv.base_url}")
         print(f"export AIML_API_KEY={args.key}", flush=True)

@@ -17,9 +17,7 @@ models.json):
   with the same lag; ``group_by``/``tz`` are ``400`` here (``/v2/usage/detail`` only);
   ``key_prefix`` of the key itself is its own spend, any other prefix ``403`` (the stand-in's
   key is a regular key).
-- ``GET /v1/models/deprecations`` (model-deprecations.md): the scriptable ``deprecations``
-  entries, ``status``/``since`` filters failing open, a weak ``ETag`` over ``data`` and ``304``.
-  No key needed. A generation POST for a ``withdrawn`` model (by id or alias) answers ``404``.
+- ``GET /v1/models/deprecations``: the scriptable feed in deprecations.py (``deprecations``).
 
 Each endpoint has a fault mode (``endpoint_modes``): ``ok``, ``missing`` (404),
 ``garbage`` (200 with an HTML page), ``wrong_shape`` (200 JSON of another shape),
@@ -45,7 +43,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
-from .api import Answer, error_answer, json_answer
+from .answers import Answer, error_answer, iso_time, json_answer, merged
+from .deprecations import DeprecationsFeed, check_deprecations
 from .faults import SERVICE_ENDPOINTS, FaultQueue, check_service_fault
 
 # 2,480 credits = $0.00124 in the tracing page's example: 2,000,000 credits per USD.
@@ -67,40 +66,6 @@ MODELS = (
     ("blackforestlabs/flux-2-lora", ["flux-2-lora"], "FLUX.2 LoRA"),
     ("blackforestlabs/flux-2-lora-edit", ["flux-2-lora-edit"], "FLUX.2 LoRA Edit"),
 )
-# The deprecations feed by default: the docs' example, none of the pack's models.
-DEFAULT_DEPRECATIONS = (
-    {"id": "openai/gpt-5.3-chat", "aliases": ["gpt-5.3-chat"], "status": "withdrawn", "deprecated_at": "2026-08-10",
-     "shutdown_at": "2026-08-10", "replaced_by": "openai/gpt-5.3-codex", "reason": "provider_delisted"},
-)
-DEPRECATION_STATUSES = ("deprecated", "superseded", "withdrawn")
-_DEPRECATION_FIELDS = ("id", "aliases", "status", "deprecated_at", "shutdown_at", "replaced_by", "reason")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
-def check_deprecations(entries: Any) -> list[dict[str, Any]]:
-    """Entries for the deprecations feed, each with the docs' seven fields (ValueError if malformed)."""
-    if not isinstance(entries, list):
-        raise ValueError("deprecations must be a list of entries")
-    checked = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise ValueError("each deprecation entry must be an object with an 'id' string")
-        unknown = set(entry) - set(_DEPRECATION_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown deprecation entry keys {sorted(unknown)}; known: {_DEPRECATION_FIELDS}")
-        if entry.get("status") not in DEPRECATION_STATUSES:
-            raise ValueError(f"deprecation status must be one of {DEPRECATION_STATUSES}; got {entry.get('status')!r}")
-        aliases = entry.get("aliases", [])
-        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-            raise ValueError("deprecation 'aliases' must be a list of strings")
-        for name in ("deprecated_at", "shutdown_at"):
-            if entry.get(name) is not None and not (isinstance(entry[name], str) and _DATE.match(entry[name])):
-                raise ValueError(f"deprecation {name!r} must be YYYY-MM-DD or null")
-        checked.append({"id": entry["id"], "aliases": list(aliases), "status": entry["status"],
-                        "deprecated_at": entry.get("deprecated_at"),
-                        "shutdown_at": None if entry["status"] == "superseded" else entry.get("shutdown_at"),
-                        "replaced_by": entry.get("replaced_by"), "reason": entry.get("reason")})
-    return checked
 
 
 def usd_for(credits: float) -> float:
@@ -111,11 +76,6 @@ def usd_for(credits: float) -> float:
 def new_inference_id() -> str:
     """An id shaped like the API's (``V1StGXR8Z5jdHi6BmyT8k`` in the docs): 21 URL-safe characters."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii")[:21]
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{int(moment * 1000) % 1000:03d}Z"
 
 
 def _parse_time(text: str) -> datetime:
@@ -137,7 +97,7 @@ class LogRow:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "created": _iso(self.created), "status": self.status, "origin": "api", "model": self.model,
+            "created": iso_time(self.created), "status": self.status, "origin": "api", "model": self.model,
             "cost": {"usd": usd_for(self.credits), "credits": self.credits},
             "tokens": {"input": 0, "output": 0, "total": 0},
             "request_id": f"req-{self.inference_id[:8]}", "inference_id": self.inference_id,
@@ -151,21 +111,22 @@ class Accounts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults = {name: FaultQueue(check_service_fault) for name in ENDPOINTS}
+        self.deprecations = DeprecationsFeed()  # GET /v1/models/deprecations
         self.reset()
 
     def reset(self) -> None:
         """Empty logs, the default balance, every endpoint answering normally, counters zero."""
-        with getattr(self, "_lock", threading.Lock()):
+        with self._lock:
             # A late answer to a request made before a reset must not write into the new logs.
             self.epoch = getattr(self, "epoch", 0) + 1
             self.rows: list[LogRow] = []
             self.balance = DEFAULT_BALANCE
-            self.deprecations: list[dict[str, Any]] = [dict(e) for e in DEFAULT_DEPRECATIONS]
             self.endpoint_modes: dict[str, str] = dict.fromkeys(ENDPOINTS, "ok")
             self.get_counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
             self.seen_headers: deque[dict[str, str]] = deque(maxlen=HEADER_HISTORY)
             self._log_gets: deque[float] = deque()
             self.gets_in_progress = 0
+        self.deprecations.reset()
         for queue in self._faults.values():
             queue.clear()
 
@@ -183,8 +144,8 @@ class Accounts:
             self.endpoint_modes.update(endpoints or {})
             if balance is not None:
                 self.balance = float(balance)
-            if entries is not None:
-                self.deprecations = entries
+        if entries is not None:
+            self.deprecations.replace(entries)
 
     def queue_faults(self, faults: list[dict[str, Any]]) -> None:
         """Queue one-off faults for the next service GETs, each for its ``endpoint`` (ValueError if invalid)."""
@@ -224,7 +185,7 @@ class Accounts:
                 answer = (self.logs_answer(query, authorized, fault) if name == "logs" else
                           self.billing_answer(authorized, fault) if name == "billing" else
                           self.usage_answer(query, authorized, headers, fault) if name == "usage" else
-                          self.deprecations_answer(query, headers, fault) if name == "deprecations" else
+                          self.deprecations.answer(query, headers, fault) if name == "deprecations" else
                           self.models_answer(query, headers, fault))
         answer.headers.update(fault.get("headers", {}))
         return answer
@@ -291,7 +252,7 @@ class Accounts:
                 and (not statuses or r.status in statuses)
                 and (not models or r.model in models or r.model.split("/")[-1] in models)]
         page = rows[offset:offset + limit]
-        return json_answer(200, _merged({"data": [_merged(r.to_json(), fault.get("row")) for r in page],
+        return json_answer(200, merged({"data": [merged(r.to_json(), fault.get("row")) for r in page],
                                          "pagination": {"limit": limit, "offset": offset, "total": len(rows),
                                                         "has_more": offset + limit < len(rows)}},
                                         fault.get("answer")))
@@ -316,38 +277,9 @@ class Accounts:
             return error_answer(403, "Reading the spend of a different key requires a management key")
         rows = [r for r in self.visible_rows() if start <= r.created <= end and r.status == "succeeded"]
         spend = round(sum(usd_for(r.credits) for r in rows), 9)
-        return json_answer(200, _merged({"api_key_prefix": prefix, "start": _iso(start), "end": _iso(end),
+        return json_answer(200, merged({"api_key_prefix": prefix, "start": iso_time(start), "end": iso_time(end),
                                          "spend": spend, "currency": "USD", "requests": len(rows)},
                                         fault.get("answer")))
-
-    def deprecations_answer(self, query: str, headers: dict[str, str], fault: dict[str, Any]) -> Answer:
-        """GET /v1/models/deprecations (no key needed): filters fail open, weak ETag over ``data``, 304."""
-        params = parse_qs(query, keep_blank_values=True)
-        wanted = {part.strip().lower() for value in params.get("status", []) for part in value.split(",")}
-        wanted &= set(DEPRECATION_STATUSES)  # unknown values are ignored; none left: no filter
-        since = params.get("since", [""])[0]
-        since = since if _DATE.match(since) else ""  # a malformed value is ignored
-        with self._lock:
-            entries = [dict(e) for e in self.deprecations]
-        data = [e for e in entries if (not wanted or e["status"] in wanted)
-                and (not since or any(d and d >= since for d in (e["deprecated_at"], e["shutdown_at"])))]
-        data_bytes = json.dumps(data, sort_keys=True).encode("utf-8")
-        etag = f'W/"{hashlib.sha1(data_bytes).hexdigest()[:27]}"'
-        cache = {"ETag": etag, "Cache-Control": "public, max-age=300"}
-        if headers.get("if-none-match") == etag:
-            return Answer(304, b"", "application/json", cache)
-        answer = json_answer(200, _merged({"object": "list", "generated_at": _iso(time.time()), "data": data},
-                                          fault.get("answer")))
-        answer.headers.update(cache)
-        return answer
-
-    def withdrawn(self, model: Any) -> dict[str, Any] | None:
-        """The withdrawn entry naming ``model`` by id or alias, or None (its generation POST answers 404)."""
-        with self._lock:
-            for entry in self.deprecations:
-                if entry["status"] == "withdrawn" and model in (entry["id"], *entry["aliases"]):
-                    return dict(entry)
-        return None
 
     def billing_answer(self, authorized: bool, fault: dict[str, Any]) -> Answer:
         """GET /v2/billing."""
@@ -355,7 +287,7 @@ class Accounts:
             return error_answer(401, "Missing or invalid API key")
         with self._lock:
             balance = self.balance
-        return json_answer(200, _merged({"current_balance": balance, "currency": "USD"}, fault.get("answer")))
+        return json_answer(200, merged({"current_balance": balance, "currency": "USD"}, fault.get("answer")))
 
     def models_answer(self, query: str, headers: dict[str, str], fault: dict[str, Any]) -> Answer:
         """GET /v1/models (no key needed), with ETag and 304."""
@@ -377,24 +309,13 @@ class Accounts:
                                    {"kind": "fixed", "currency": "USD",
                                     "units": [{"name": "megapixel", "measure": "output",
                                                "price": PRICE_PER_MEGAPIXEL, "per": 1}]})
-            items.append(_merged(item, fault.get("item")))
-        body = json.dumps(_merged({"object": "list", "data": items}, fault.get("answer"))).encode("utf-8")
+            items.append(merged(item, fault.get("item")))
+        body = json.dumps(merged({"object": "list", "data": items}, fault.get("answer"))).encode("utf-8")
         digest = base64.b64encode(hashlib.sha1(body).digest()).decode("ascii")[:27]
         etag = f'W/"{len(body):x}-{digest}"'
         if headers.get("if-none-match") == etag:
             return Answer(304, b"", "application/json", {"ETag": etag})
         return Answer(200, body, "application/json", {"ETag": etag})
-
-
-def _merged(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in: nested objects merged key by key, anything else replaced."""
-    if not extra:
-        return base
-    merged = dict(base)
-    for key, value in extra.items():
-        old = merged.get(key)
-        merged[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
-    return merged
 
 
 def _window(params: dict[str, list[str]], now: float) -> tuple[float, float, int, int]:

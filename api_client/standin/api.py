@@ -7,68 +7,24 @@ The HTTP handler reads the request, then asks ``answer_generation`` for an
 from __future__ import annotations
 
 import base64
-import hmac
-import json
-from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
 
+from .answers import Answer, authorized, error_answer, json_answer, parse_body
 from .files import file_store_name
 from .pictures import FORMATS, credits_for, decode_data_uri, decode_picture, encode_picture, render_picture
 from .schema_check import GenerationRequest, RequestError, check_request
 
 if TYPE_CHECKING:
-    from .server import StandInServer
+    from .state import GenerationState
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-@dataclass
-class Answer:
-    """A complete HTTP answer: status, body bytes, content type, extra headers."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    credits: int | None = None  # what a generation answer bills (its cost headers and log row)
-
-
-def json_answer(status: int, payload: Any, headers: dict[str, str] | None = None) -> Answer:
-    """An answer carrying ``payload`` as JSON."""
-    return Answer(status, json.dumps(payload).encode("utf-8"), "application/json", dict(headers or {}))
-
-
-def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
-    """An error in the AI/ML API shape: ``{"statusCode", "message", "error"}``."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return json_answer(status, {"statusCode": status, "message": message, "error": phrase}, headers)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_body(raw: bytes) -> Any:
-    """Parse a JSON request body strictly (NaN/Infinity refused); ValueError if invalid."""
-    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-
-
-def authorized(auth_header: str | None, key: str) -> bool:
-    """True when the header is exactly ``Bearer <key>`` (constant-time compare)."""
-    if not auth_header or not auth_header.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(auth_header[len("Bearer "):].strip().encode(), key.encode())
-
-
-def _load_inputs(srv: StandInServer, req: GenerationRequest) -> list[np.ndarray]:
+def _load_inputs(srv: GenerationState, req: GenerationRequest) -> list[np.ndarray]:
     pictures = []
     for i, url in enumerate(req.image_urls):
         path = f"image_urls[{i}]"
@@ -94,7 +50,7 @@ def _load_inputs(srv: StandInServer, req: GenerationRequest) -> list[np.ndarray]
     return pictures
 
 
-def _pictures(srv: StandInServer, req: GenerationRequest, fault: dict[str, Any]) -> list[np.ndarray]:
+def _pictures(srv: GenerationState, req: GenerationRequest, fault: dict[str, Any]) -> list[np.ndarray]:
     sizes = fault.get("sizes") or ([fault["size"]] if "size" in fault else None)
     if req.is_edit:
         inputs = _load_inputs(srv, req)
@@ -122,7 +78,7 @@ def is_json_media_type(content_type: str | None) -> bool:
     return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
-def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
+def answer_generation(srv: GenerationState, auth_header: str | None, raw: bytes,
                       fault: dict[str, Any] | None, content_type: str | None = "application/json") -> Answer | None:
     """Decide the answer for one generation POST; ``None`` means drop the connection.
 
@@ -160,7 +116,7 @@ def answer_generation(srv: StandInServer, auth_header: str | None, raw: bytes,
         body = parse_body(raw)
     except ValueError as exc:
         return error_answer(400, f"request body is not valid JSON ({str(exc)[:120]})")
-    gone = srv.accounts.withdrawn(body.get("model")) if isinstance(body, dict) else None
+    gone = srv.accounts.deprecations.withdrawn(body.get("model")) if isinstance(body, dict) else None
     if gone is not None:
         return error_answer(404, f"Model {gone['id']} was withdrawn; use {gone['replaced_by'] or 'another model'}")
     try:

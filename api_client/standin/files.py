@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from .answers import error_answer
+from .loopback import write_answer
 from .pictures import CONTENT_TYPES, bomb_png, decode_picture, exif_jpeg
 
 CHUNK = 64 * 1024
@@ -61,21 +62,9 @@ def content_type_for(name: str) -> str:
     return CONTENT_TYPES.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
-def _simple(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
-            extra: dict[str, str] | None = None) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", ctype)
-    handler.send_header("Content-Length", str(len(body)))
-    for key, value in (extra or {}).items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 def _error(handler: BaseHTTPRequestHandler, status: int, message: str) -> None:
-    phrase = handler.responses.get(status, ("Error",))[0]
-    body = json.dumps({"statusCode": status, "message": message, "error": phrase}).encode()
-    _simple(handler, status, body, "application/json")
+    answer = error_answer(status, message)
+    write_answer(handler, answer.status, answer.body, answer.content_type)
 
 
 def _stream(handler: BaseHTTPRequestHandler, total: int, chunked: bool, stopping: threading.Event) -> None:
@@ -109,7 +98,7 @@ def serve_file(handler: BaseHTTPRequestHandler, name: str, data: bytes | None,
         _error(handler, fault["status"], f"file fault: status {fault['status']}")
         return
     if "redirect" in fault:
-        _simple(handler, 302, b"", "text/plain", {"Location": fault["redirect"]})
+        write_answer(handler, 302, b"", "text/plain", {"Location": fault["redirect"]})
         return
     ctype = fault.get("content_type")
     if "oversize" in fault or "oversize_chunked" in fault:
@@ -124,10 +113,10 @@ def serve_file(handler: BaseHTTPRequestHandler, name: str, data: bytes | None,
         _stream(handler, fault.get("oversize_chunked", fault.get("oversize", 0)), chunked, stopping)
         return
     if fault.get("bomb"):
-        _simple(handler, 200, bomb_png(), ctype or "image/png")
+        write_answer(handler, 200, bomb_png(), ctype or "image/png")
         return
     if fault.get("not_image"):
-        _simple(handler, 200, b"this is not an image, just text pretending to be one\n" * 8, ctype or "image/png")
+        write_answer(handler, 200, b"this is not an image, just text pretending to be one\n" * 8, ctype or "image/png")
         return
     if data is None:
         _error(handler, 404, f"no such file: {name[:100]}")
@@ -137,7 +126,7 @@ def serve_file(handler: BaseHTTPRequestHandler, name: str, data: bytes | None,
         data = exif_jpeg(decode_picture(data), fault["exif_rotate"])
         ctype = fault.get("content_type", "image/jpeg")
     if fault.get("truncate_declared"):
-        _simple(handler, 200, data[: len(data) // 2], ctype)
+        write_answer(handler, 200, data[: len(data) // 2], ctype)
         return
     handler.send_response(200)
     handler.send_header("Content-Type", ctype)

@@ -1,4 +1,4 @@
-"""HTTP plumbing of the stand-in: the threading server and the request handler.
+"""HTTP plumbing of the stand-in: the request handler (the server it runs in is loopback.py's).
 
 The handler reads requests, routes them, and writes answers; what to answer
 comes from ``api`` (generations), ``files`` (stored pictures) and the
@@ -7,22 +7,21 @@ comes from ``api`` (generations), ``files`` (stored pictures) and the
 
 from __future__ import annotations
 
-import ipaddress
 import socket
-import ssl
-import sys
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any, cast
 
 from .accounts import REQUEST_ID, new_inference_id, usd_for
-from .api import Answer, answer_generation, authorized, credits_asked, error_answer, json_answer, parse_body
+from .answers import Answer, authorized, error_answer, json_answer, parse_body, parse_body_or_none
+from .api import answer_generation, credits_asked
 from .faults import check_file_fault, check_post_fault, check_service_fault
 from .files import file_store_name, serve_file, wait_or_stop
+from .loopback import HANGUPS, is_loopback, write_answer
 
 if TYPE_CHECKING:
-    from .server import StandInServer
+    from .state import ServerState
 
 GENERATIONS_PATH = "/v1/images/generations"
 LOGS_PATH = "/v2/logs"
@@ -31,39 +30,6 @@ MODELS_PATHS = ("/v1/models", "/models", "/api/v1/models")
 SERVICE_PATHS = {"/v2/usage": "usage", **{f"{root}/{name}": "deprecations" for root in MODELS_PATHS
                                           for name in ("deprecations", "deprecated")}}
 MAX_BODY = 128 * 1024 * 1024  # three 2048x2048 PNGs as base64 fit comfortably
-# Errors meaning "the client went away" (or refused our TLS certificate); expected with faults.
-HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, ssl.SSLError)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` or a literal loopback IP. Never resolves names (no DNS traffic)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class HTTPServer4(ThreadingHTTPServer):
-    """Threading HTTP server (IPv4) that knows its ``StandInServer`` and stays quiet."""
-
-    daemon_threads = True
-    standin: StandInServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-answer is routine here; stay quiet about it.
-        # Anything else is a stand-in bug and deserves its traceback.
-        kind = sys.exc_info()[0]
-        if (kind is not None and issubclass(kind, HANGUPS)) or self.standin.stopping.is_set():
-            return
-        super().handle_error(request, client_address)
-
-
-class HTTPServer6(HTTPServer4):
-    """The same on IPv6 (for ``--host ::1``)."""
-
-    address_family = socket.AF_INET6
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -74,18 +40,18 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm the body could wait
     # for the client's delayed ACK (40 ms on Linux), a delay the real API does not have.
     disable_nagle_algorithm = True
-    server: HTTPServer4
 
     @property
-    def standin(self) -> StandInServer:
-        return self.server.standin
+    def standin(self) -> ServerState:
+        """The stand-in this handler answers for (a ``StandInServer``)."""
+        return cast("ServerState", self.server.owner)  # type: ignore[attr-defined]
 
     def setup(self) -> None:
         super().setup()
-        self.standin._track(self.connection, True)
+        self.standin.track_connection(self.connection, True)
 
     def finish(self) -> None:
-        self.standin._track(self.connection, False)
+        self.standin.track_connection(self.connection, False)
         try:
             super().finish()
         except HANGUPS:
@@ -96,13 +62,7 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _send(self, answer: Answer) -> None:
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for key, value in answer.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        write_answer(self, answer.status, answer.body, answer.content_type, answer.headers)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering 413 for unreadable or huge ones."""
@@ -157,8 +117,7 @@ class Handler(BaseHTTPRequestHandler):
         if service is not None:
             self._service(service, query, headers)
         elif name is not None:
-            srv = self.standin
-            fault = srv._count_file_get()
+            fault = srv.count_file_get()
             try:
                 serve_file(self, name, srv.store.get(name), fault, srv.stopping)
             except HANGUPS:
@@ -193,14 +152,14 @@ class Handler(BaseHTTPRequestHandler):
         received = time.time()
         epoch = srv.accounts.epoch
         client_request_id = self.headers.get("X-Client-Request-Id")
-        fault = srv._count_post(raw, client_request_id)
-        srv._post_in_progress(1)
+        fault = srv.count_post(raw, client_request_id)
+        srv.track_post(1)
         try:
             self._answer_generation(srv, raw, fault, client_request_id, received, epoch)
         finally:
-            srv._post_in_progress(-1)
+            srv.track_post(-1)
 
-    def _answer_generation(self, srv: StandInServer, raw: bytes, fault: dict[str, Any] | None,
+    def _answer_generation(self, srv: ServerState, raw: bytes, fault: dict[str, Any] | None,
                            client_request_id: str | None, received: float, epoch: int) -> None:
         if wait_or_stop(srv.stopping, srv.latency) or wait_or_stop(srv.stopping, (fault or {}).get("delay", 0)):
             self.close_connection = True  # server stopping: hang up rather than answer late
@@ -314,14 +273,3 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError) as exc:
             return error_answer(400, str(exc))
         return error_answer(404, f"no admin route {self.command} {path[:100]}")
-
-
-
-
-def parse_body_or_none(raw: bytes) -> Any:
-    """The parsed JSON body if it is an object, else None."""
-    try:
-        body = parse_body(raw)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None

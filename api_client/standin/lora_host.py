@@ -21,167 +21,37 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, cast
 from urllib.parse import unquote
 
-from .handler import HANGUPS, is_loopback
+from .loopback import HANGUPS, LoopbackService, is_loopback, write_answer
 from .lora_files import Repo, VirtualFile, standard_files, standard_repos
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
 
 
-class LoraHost:
-    """The LoRA host: start(), root_url, counters, files and repositories tests may add to."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, verbose: bool = False) -> None:
-        if not is_loopback(host):
-            raise ValueError(f"the LoRA host only binds to loopback addresses, not {host!r}")
-        self.host = host
-        self.latency = float(latency)
-        self.verbose = verbose
-        self.files: dict[str, VirtualFile] = standard_files()
-        self.repos: dict[str, Repo] = standard_repos()
-        self.bytes_served: Counter = Counter()
-        self.requests: Counter = Counter()
-        self.authorization_seen: list[str] = []
-        self.in_progress = 0
-        self.max_in_progress = 0  # GETs answered at once (the check reads a run's adapters at the same time)
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._requested_port = port
-        self._httpd: _Server | None = None
-        self._port: int | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> LoraHost:
-        if self._httpd is not None:
-            raise RuntimeError("LoRA host already started")
-        self.stopping.clear()
-        cls = _Server6 if ":" in self.host else _Server
-        httpd = cls((self.host.strip("[]"), self._requested_port), _Handler)
-        httpd.host = self
-        self._httpd = httpd
-        self._port = int(httpd.server_address[1])
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="standin-lora-host", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self.stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> LoraHost:
-        return self if self._httpd is not None else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("LoRA host not started")
-        return self._port
-
-    @property
-    def root_url(self) -> str:
-        host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def url(self, name: str) -> str:
-        """The URL of ``/files/<name>``."""
-        return f"{self.root_url}/files/{name}"
-
-    # -- counters ------------------------------------------------------------------
-    def reset(self) -> None:
-        """Counters cleared, latency 0, the standard files and repositories back."""
-        with self._lock:
-            self.bytes_served.clear()
-            self.requests.clear()
-            self.authorization_seen.clear()
-            self.max_in_progress = self.in_progress
-        self.latency = 0.0
-        self.files = standard_files()
-        self.repos = standard_repos()
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {"bytes_served": dict(self.bytes_served), "requests": dict(self.requests),
-                    "request_count": sum(self.requests.values()), "authorization_seen": len(self.authorization_seen),
-                    "max_in_progress": self.max_in_progress, "latency": self.latency}
-
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return sum(self.requests.values())
-
-    def _count(self, path: str, authorization: str | None) -> None:
-        with self._lock:
-            self.requests[path] += 1
-            if authorization:
-                self.authorization_seen.append(authorization)
-
-    def _in_progress(self, step: int) -> None:
-        with self._lock:
-            self.in_progress += step
-            self.max_in_progress = max(self.max_in_progress, self.in_progress)
-
-    def _served(self, name: str, size: int) -> None:
-        with self._lock:
-            self.bytes_served[name] += size
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    host: LoraHost
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        kind = sys.exc_info()[0]
-        if (kind is not None and issubclass(kind, HANGUPS)) or self.host.stopping.is_set():
-            return
-        super().handle_error(request, client_address)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
     disable_nagle_algorithm = True
-    server: _Server
+
+    @property
+    def host(self) -> LoraHost:
+        """The LoRA host this handler answers for."""
+        return cast("LoraHost", self.server.owner)  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.host.verbose:
+        if self.host.verbose:
             super().log_message(format, *args)
 
     # -- answers -------------------------------------------------------------------
     def _plain(self, status: int, text: str = "", headers: dict[str, str] | None = None,
                content_type: str = "text/plain; charset=utf-8") -> None:
-        body = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        write_answer(self, status, text.encode(), content_type, headers)
 
     def _redirect(self, location: str, status: int = 302, headers: dict[str, str] | None = None) -> None:
         self._plain(status, "", {"Location": location, **(headers or {})})
@@ -228,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        host = self.server.host
+        host = self.host
         position = start
         try:
             while position <= end and not host.stopping.is_set():
@@ -248,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        host = self.server.host
+        host = self.host
         path = self.path.split("?", 1)[0]
         if path.startswith("/_lora/"):
             self._admin(path, b"")  # not counted: only what the pack asks is
@@ -333,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                         "ETag": target.etag})
 
     def _admin(self, path: str, raw: bytes) -> None:
-        host = self.server.host
+        host = self.host
         if not is_loopback(self.client_address[0]):
             self._json(403, {"error": "admin endpoints are loopback-only"})
             return
@@ -354,3 +224,66 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": f"no admin route {self.command} {path[:100]}"})
         except (ValueError, AttributeError) as exc:
             self._json(400, {"error": str(exc)})
+
+
+class LoraHost(LoopbackService):
+    """The LoRA host: start(), root_url, counters, files and repositories tests may add to."""
+
+    handler_class = _Handler
+    name = "LoRA host"
+    thread_name = "standin-lora-host"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, verbose: bool = False) -> None:
+        super().__init__(host, port)
+        self.latency = float(latency)
+        self.verbose = verbose
+        self.files: dict[str, VirtualFile] = standard_files()
+        self.repos: dict[str, Repo] = standard_repos()
+        self.bytes_served: Counter = Counter()
+        self.requests: Counter = Counter()
+        self.authorization_seen: list[str] = []
+        self.in_progress = 0
+        self.max_in_progress = 0  # GETs answered at once (the check reads a run's adapters at the same time)
+        self._lock = threading.Lock()
+
+    def url(self, name: str) -> str:
+        """The URL of ``/files/<name>``."""
+        return f"{self.root_url}/files/{name}"
+
+    # -- counters ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Counters cleared, latency 0, the standard files and repositories back."""
+        with self._lock:
+            self.bytes_served.clear()
+            self.requests.clear()
+            self.authorization_seen.clear()
+            self.max_in_progress = self.in_progress
+        self.latency = 0.0
+        self.files = standard_files()
+        self.repos = standard_repos()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"bytes_served": dict(self.bytes_served), "requests": dict(self.requests),
+                    "request_count": sum(self.requests.values()), "authorization_seen": len(self.authorization_seen),
+                    "max_in_progress": self.max_in_progress, "latency": self.latency}
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return sum(self.requests.values())
+
+    def _count(self, path: str, authorization: str | None) -> None:
+        with self._lock:
+            self.requests[path] += 1
+            if authorization:
+                self.authorization_seen.append(authorization)
+
+    def _in_progress(self, step: int) -> None:
+        with self._lock:
+            self.in_progress += step
+            self.max_in_progress = max(self.max_in_progress, self.in_progress)
+
+    def _served(self, name: str, size: int) -> None:
+        with self._lock:
+            self.bytes_served[name] += size

@@ -1,4 +1,4 @@
-"""The stand-in server object: lifecycle, shared state, faults and counters."""
+"""The stand-in server object: shared state, faults and counters (serving itself: loopback.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from .accounts import Accounts
-from .api import parse_body
+from .answers import parse_body
 from .faults import FaultQueue, check_file_fault, check_post_fault
 from .files import FileStore
-from .handler import Handler, HTTPServer4, HTTPServer6, is_loopback
+from .handler import Handler
+from .loopback import LoopbackService, QuietHTTPServer
 
 RESPONSE_MODES = ("url", "b64")
 MAX_WARNINGS = 1000  # strict mode keeps the latest ones; a long session must not grow without bound
@@ -25,21 +26,23 @@ BODY_HISTORY = 32
 BODY_HISTORY_BYTES = 64 * 1024 * 1024
 
 
-class StandInServer:
+class StandInServer(LoopbackService):
     """A local HTTP stand-in for the AI/ML API image generation endpoint.
 
     Binds only to loopback addresses. See the package docstring for usage.
     """
 
+    handler_class = Handler
+    name = "stand-in"
+    thread_name = "standin-server"
+
     def __init__(self, key: str = "sk-standin-local", host: str = "127.0.0.1", port: int = 0,
                  latency: float = 0.0, response_mode: str = "url", verbose: bool = False,
                  tls: tuple[str, str] | None = None, strict: bool = False) -> None:
-        if not is_loopback(host):
-            raise ValueError(f"the stand-in only binds to loopback addresses, not {host!r}")
+        super().__init__(host, port)
         if response_mode not in RESPONSE_MODES:
             raise ValueError(f"response_mode must be one of {RESPONSE_MODES}")
         self.key = key
-        self.host = host
         self.tls = tls  # (certificate file, private key file): serve https instead of http
         self.verbose = verbose
         self.latency = float(latency)
@@ -49,7 +52,6 @@ class StandInServer:
         self.strict = bool(strict)
         self.warnings: list[str] = []
         self.store = FileStore()
-        self.stopping = threading.Event()
         self.received_images: list[np.ndarray] = []
         self.post_count = 0
         self.file_get_count = 0
@@ -60,44 +62,30 @@ class StandInServer:
         # Generation POSTs being answered right now, and the most at once since the last reset.
         self.posts_in_progress = 0
         self.max_posts_in_progress = 0
-        self._requested_port = port
         self._post_faults = FaultQueue(check_post_fault)
         self._file_faults = FaultQueue(check_file_fault)
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
-        self._httpd: HTTPServer4 | None = None
-        self._port: int | None = None  # kept after stop(), so URLs stay printable
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------
-    def start(self) -> StandInServer:
-        """Bind and serve in a background daemon thread; returns self."""
-        if self._httpd is not None:
-            raise RuntimeError("stand-in already started")
-        self.stopping.clear()
-        cls = HTTPServer6 if ":" in self.host else HTTPServer4
-        httpd = cls((self.host.strip("[]"), self._requested_port), Handler)
-        httpd.standin = self
+    # -- serving (start, stop, port and root_url come from LoopbackService) --
+    @property
+    def scheme(self) -> str:
+        """``https`` when serving TLS, else ``http``."""
+        return "https" if self.tls else "http"
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1``, the API base a client should use."""
+        return f"{self.root_url}/v1"
+
+    def _bound(self, httpd: QuietHTTPServer) -> None:
         if self.tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*self.tls)
             # The handshake happens in the handler thread, so a failing client cannot block accepting.
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
-        self._httpd = httpd
-        self._port = int(httpd.server_address[1])
-        # Short poll interval so stop() returns promptly.
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="standin-server", daemon=True)
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving, cut open connections, close the socket, join the thread."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self.stopping.set()  # wakes handlers sleeping on latency/delay/slow faults
-        httpd.shutdown()
+    def _hang_up(self) -> None:
         with self._lock:
             conns = list(self._conns)
         for conn in conns:  # idle keep-alive handlers block in recv until this
@@ -105,37 +93,6 @@ class StandInServer:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> StandInServer:
-        """Start if needed; stop on exit."""
-        return self if self._httpd is not None else self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop the server."""
-        self.stop()
-
-    # -- addresses ---------------------------------------------------------
-    @property
-    def port(self) -> int:
-        """The port actually bound (useful with port=0); still known after stop()."""
-        if self._port is None:
-            raise RuntimeError("stand-in not started")
-        return self._port
-
-    @property
-    def root_url(self) -> str:
-        """``http://HOST:PORT`` (``https`` when serving TLS)."""
-        host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """``http://HOST:PORT/v1``, the API base a client should use."""
-        return f"{self.root_url}/v1"
 
     # -- faults, config, counters -------------------------------------------
     def queue_post_faults(self, faults: list[dict[str, Any]]) -> None:
@@ -249,7 +206,9 @@ class StandInServer:
         with self._lock:
             return list(self._request_ids)
 
-    def _count_post(self, raw: bytes, client_request_id: str | None = None) -> dict[str, Any] | None:
+    # -- the handler's bookkeeping (see state.ServerState) -------------------------
+    def count_post(self, raw: bytes, client_request_id: str | None = None) -> dict[str, Any] | None:
+        """Count one generation POST, keep its body and request id; its queued fault (None if none)."""
         try:
             body = parse_body(raw)
         except ValueError:
@@ -264,16 +223,19 @@ class StandInServer:
                 self._bodies_bytes -= self._bodies.popleft()[1]
             return self._post_faults.pop()
 
-    def _post_in_progress(self, step: int) -> None:
+    def track_post(self, step: int) -> None:
+        """A generation POST starts (+1) or ends (-1) being answered."""
         with self._lock:
             self.posts_in_progress += step
             self.max_posts_in_progress = max(self.max_posts_in_progress, self.posts_in_progress)
 
-    def _count_file_get(self) -> dict[str, Any] | None:
+    def count_file_get(self) -> dict[str, Any] | None:
+        """Count one picture GET; its queued fault (None if none)."""
         with self._lock:
             self.file_get_count += 1
             return self._file_faults.pop()
 
-    def _track(self, conn: socket.socket, add: bool) -> None:
+    def track_connection(self, conn: socket.socket, add: bool) -> None:
+        """A connection opens (``add``) or closes; stop() hangs up the open ones."""
         with self._lock:
             (self._conns.add if add else self._conns.discard)(conn)

@@ -11,8 +11,8 @@ import zipfile
 
 import pytest
 from conftest import TEST_KEY
+from contract import CONTRACT
 from registry_archive import build_archive, comfy_cli_missing
-from test_contract import CONTRACT
 
 from .conftest import comfyui_install, missing_prerequisite
 from .harness import PACK_NAME, ComfyUIProcess

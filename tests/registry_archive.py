@@ -4,7 +4,8 @@ comfy-cli (1.23.0, comfy_cli/file_utils.py ``zip_files``) zips the files git tra
 ``.comfyignore`` (gitwildmatch), plus whatever ``[tool.comfy] includes`` in pyproject.toml names. To pack this
 tree as it is now (edits and new files not yet committed included) without writing into it, the files a commit
 would hold (tracked, and untracked but not ignored) are copied into a fresh git repository, where
-``comfy node pack`` runs with telemetry off and a throw-away HOME: it sends nothing anywhere.
+``comfy node pack`` runs with telemetry and the update check off and a throw-away HOME: it connects nowhere
+(checked with strace: no inet connect).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def build_archive(workdir: Path) -> Path:
     home = workdir / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-           "DO_NOT_TRACK": "1", "COMFY_NO_TELEMETRY": "1"}
+           "DO_NOT_TRACK": "1", "COMFY_NO_TELEMETRY": "1", "COMFY_NO_UPDATE_CHECK": "1"}
     answer = subprocess.run([*COMFY_CLI, "--skip-prompt", "--no-enable-telemetry", "node", "pack"],
                             cwd=clone, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                             timeout=300)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..api_client.api.limits import LIMITS
 from ..api_client.api.request import check_lora_path, check_loras
-from .widgets import CATEGORY, LORAS_TYPE, lora_scale_widget
+from .widgets import CATEGORY, LORAS_TYPE, lora_scale_widget, search_aliases
 
 
 class Flux2LoraAdapter:
@@ -17,6 +17,7 @@ class Flux2LoraAdapter:
         "Hugging Face name owner/repo (optionally /file.safetensors)."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = search_aliases("lora loader", "load lora", "adapter", "lora stack", "lora chain", "huggingface")
     FUNCTION = "add"
     RETURN_TYPES = (LORAS_TYPE,)
     RETURN_NAMES = ("loras",)

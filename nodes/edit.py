@@ -9,7 +9,7 @@ from ..api_client.api.limits import LIMITS
 from .image_input import encode_edit_inputs
 from .node_call import NodeHooks, node_function
 from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
-from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
+from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings, search_aliases
 
 
 def _reference_widget(which: str) -> tuple[str, dict[str, str]]:
@@ -26,6 +26,7 @@ class Flux2LoraEdit:
         "A run with the same pictures, settings and seed as an earlier one comes from the result cache, free."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = search_aliases("edit", "image edit", "img2img", "image to image", "reference image", "cloud")
     FUNCTION = "edit"
     RETURN_TYPES = OUTPUT_TYPES
     RETURN_NAMES = OUTPUT_NAMES

@@ -7,7 +7,7 @@ from typing import Any
 from ..api_client import build_requests
 from .node_call import NodeHooks, node_function
 from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
-from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings
+from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings, search_aliases
 
 
 class Flux2LoraGenerate:
@@ -18,6 +18,7 @@ class Flux2LoraGenerate:
         "A run with the same settings and seed as an earlier one comes from the result cache, free."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = search_aliases("text to image", "txt2img", "generate", "image generation", "flux 2 dev", "cloud")
     FUNCTION = "generate"
     RETURN_TYPES = OUTPUT_TYPES
     RETURN_NAMES = OUTPUT_NAMES

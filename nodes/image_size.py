@@ -6,7 +6,7 @@ from typing import Any
 
 from ..api_client.api.limits import LIMITS, PRESET_PIXELS
 from ..api_client.api.request import check_image_size, expected_pixels
-from .widgets import CATEGORY, CUSTOM_PRESET, IMAGE_SIZE_TYPE, size_widget
+from .widgets import CATEGORY, CUSTOM_PRESET, IMAGE_SIZE_TYPE, search_aliases, size_widget
 
 
 class Flux2LoraImageSize:
@@ -15,6 +15,7 @@ class Flux2LoraImageSize:
         "(512 to 2048, multiples of 32). Width and height are used only when preset is custom."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = search_aliases("image size", "size", "resolution", "width height", "aspect ratio")
     FUNCTION = "build"
     RETURN_TYPES = (IMAGE_SIZE_TYPE, "INT", "INT")
     RETURN_NAMES = ("image_size", "width", "height")

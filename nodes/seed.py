@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api_client.api.request import check_seed
-from .widgets import CATEGORY, seed_widget
+from .widgets import CATEGORY, search_aliases, seed_widget
 
 
 class Flux2LoraSeed:
@@ -14,6 +14,7 @@ class Flux2LoraSeed:
         "Set control after generate to fixed to repeat a picture, or increment/randomize for new ones."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = search_aliases("seed", "random seed", "shared seed")
     FUNCTION = "pass_seed"
     RETURN_TYPES = ("INT",)
     RETURN_NAMES = ("seed",)

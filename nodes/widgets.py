@@ -19,6 +19,15 @@ from ..api_client.api.limits import (
 )
 
 CATEGORY = "Flux2 LoRA"
+# What users type into ComfyUI's node search to find this pack's nodes. ComfyUI releases after 0.3.64 send a
+# node class's SEARCH_ALIASES (a list of strings) as "search_aliases" in /object_info, and the frontend's node
+# search matches them; 0.3.64 ignores the attribute.
+PACK_SEARCH_ALIASES = ("flux", "flux2", "flux.2", "lora", "aimlapi", "aiml api", "remote", "api")
+
+
+def search_aliases(*own: str) -> list[str]:
+    """A node's SEARCH_ALIASES: the pack's words, then the node's own (each once, in order)."""
+    return list(dict.fromkeys((*PACK_SEARCH_ALIASES, *own)))
 IMAGE_SIZE_TYPE = "FLUX2_IMAGE_SIZE"
 LORAS_TYPE = "FLUX2_LORAS"
 CUSTOM_PRESET = "custom"

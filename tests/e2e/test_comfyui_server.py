@@ -47,6 +47,19 @@ def test_object_info_has_the_contract_inputs_in_order(object_info, node_id):
 
 
 @pytest.mark.parametrize("node_id", list(CONTRACT))
+def test_every_node_with_search_aliases_loads_and_object_info_sends_them_or_nothing(comfy, object_info, node_id):
+    # The classes carry SEARCH_ALIASES (tests/nodes/test_search_aliases.py); ComfyUI 0.3.64 does not know the
+    # attribute and must still load the node; newer releases send it as "search_aliases", unchanged.
+    assert object_info[node_id]["name"] == node_id
+    sent = object_info[node_id].get("search_aliases")
+    version = comfy.get("/system_stats").json()["system"]["comfyui_version"]
+    if version == "0.3.64":
+        assert sent is None
+    if sent is not None:
+        assert "flux2" in sent and "aimlapi" in sent
+
+
+@pytest.mark.parametrize("node_id", list(CONTRACT))
 def test_object_info_has_a_tooltip_on_every_input(object_info, node_id):
     inputs = object_info[node_id]["input"]
     for section in ("required", "optional"):

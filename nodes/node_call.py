@@ -114,7 +114,7 @@ _body_pool = LazyPool(_BODY_THREADS, "flux2-lora-node")
 
 def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
     # Every service GET of this run (the balance floor's check, the price) ends at once on the node's Cancel.
-    from ..api_client.api.service import cancel_scope  # the HTTP client loads on the first run, not at start-up
+    from ..api_client.http.cancel import cancel_scope  # the HTTP client loads on the first run, not at start-up
 
     with cancel_scope(hooks.cancel_event):
         return body(node, hooks, **inputs)

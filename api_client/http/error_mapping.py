@@ -67,36 +67,37 @@ def server_message(response: requests.Response, *secrets: str) -> str:
     return text[:500] + ("..." if len(text) > 500 else "")
 
 
+# The statuses no retry changes: the error class and what to tell people ({source}: where the key
+# was read; {url}: the address asked, without the key).
+_REFUSALS: dict[int, tuple[type[APIStatusError], str]] = {
+    400: (BadRequestError, "The AI/ML API refused the request (400)."),
+    401: (AuthenticationError, "The AI/ML API refused the key (401) read from {source}. Check that it is "
+                               "current at https://aimlapi.com/app/keys, then set it again."),
+    402: (PermissionDeniedError, "The AI/ML API says the account has no credits left (402). Top up, then run again."),
+    403: (PermissionDeniedError, "The AI/ML API refused access (403): the key may not use this model or the "
+                                 "account lacks permission."),
+    404: (NotFoundError, "The AI/ML API answered 404 at {url}: check AIML_API_BASE (it should end in /v1)."),
+    422: (BadRequestError, "The AI/ML API refused the request (422)."),
+}
+
+
 def error_for_status(response: requests.Response, key: ApiKey | None, attempts: int = 1,
                      note: str = "") -> APIStatusError:
     """The one place an HTTP error status becomes a message for people (``note``: why not retried)."""
     status = response.status_code
-    said = server_message(response, key.value if key else "")
-    quoted = f' The API said: "{said}"' if said else ""
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    source = key.source if key else "the configured key"
     if 300 <= status < 400:
         return APIStatusError(
             f"The AI/ML API redirected the request ({status}) to "
             f"{shown_url(response.headers.get('Location', '?'), key.value if key else '')}; set AIML_API_BASE to the "
             "final address.", status)
-    if status == 401:
-        return AuthenticationError(
-            f"The AI/ML API refused the key (401) read from {source}. Check that it is "
-            f"current at https://aimlapi.com/app/keys, then set it again.{quoted}", status, said)
-    if status == 402:
-        return PermissionDeniedError(
-            f"The AI/ML API says the account has no credits left (402). Top up, then run again.{quoted}", status, said)
-    if status == 403:
-        return PermissionDeniedError(
-            f"The AI/ML API refused access (403): the key may not use this model or the "
-            f"account lacks permission.{quoted}", status, said)
-    if status == 404:
-        return NotFoundError(
-            f"The AI/ML API answered 404 at {shown_url(response.url, key.value if key else '')}: check AIML_API_BASE "
-            f"(it should end in /v1).{quoted}", status, said)
-    if status in (400, 422):
-        return BadRequestError(f"The AI/ML API refused the request ({status}).{quoted}", status, said)
+    said = server_message(response, key.value if key else "")
+    quoted = f' The API said: "{said}"' if said else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if status in _REFUSALS:
+        kind, text = _REFUSALS[status]
+        told = text.format(source=key.source if key else "the configured key",
+                           url=shown_url(response.url, key.value if key else ""))
+        return kind(f"{told}{quoted}", status, said)
     if status == 429:
         return RateLimitError(
             f"The AI/ML API is rate limiting this key (429){tries}.{note} Wait a minute or lower "

@@ -66,10 +66,6 @@ class Deadline:
                     conn._flux2_deadline = None
             self._sockets.clear()
 
-    def cut(self) -> None:
-        """End the exchange now (Cancel), as reaching the deadline would: its sockets are shut, ``expired`` is set."""
-        self._fire()
-
     def _sending(self, conn: Any) -> None:
         # The clock of an ``after_send`` deadline starts with the first request sent.
         if self.at is None and self.after_send is not None:

@@ -3,8 +3,8 @@
 A download follows at most ``MAX_REDIRECTS`` redirects, each checked as a picture URL (https,
 or http on loopback only; never the key, which only the generation POST carries), retries what
 a repeat GET can fix, and ends, retries and waits included, within its deadline: the
-deadline's watchdog cuts the connection whatever phase it is in. The body is read piece by
-piece and abandoned past the size cap, the deadline or a Cancel.
+deadline's watchdog cuts the connection whatever phase it is in, and at once on Cancel.
+The body is read piece by piece and abandoned past the size cap, the deadline or a Cancel.
 """
 
 from __future__ import annotations
@@ -103,9 +103,9 @@ def _too_slow(limits: PictureLimits) -> DownloadError:
 
 def _download_once(transport: Transport, url: str, limits: PictureLimits, cancel: threading.Event | None,
                    deadline: float) -> bytes:
-    # The watchdog cuts the connection at the deadline, whatever phase it is in (connecting, headers,
-    # a body trickling a byte at a time), so the deadline holds to the fraction of a second.
-    guard = Deadline(at=deadline)
+    # The watchdog cuts the connection at the deadline or on Cancel, whatever phase it is in (connecting,
+    # headers, a body trickling a byte at a time), so both hold to the fraction of a second.
+    guard = Deadline(at=deadline, cancel=cancel)
     failure: _RetryableDownload | None = None
     try:
         with guard:
@@ -113,6 +113,8 @@ def _download_once(transport: Transport, url: str, limits: PictureLimits, cancel
     except _RetryableDownload as exc:
         failure = exc
     # Raised out here, not in the except block, so no requests exception is chained.
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("Cancelled during a download.")
     if guard.expired:
         raise _too_slow(limits)  # cut off: even bytes that look complete are not
     if failure is not None:

@@ -10,7 +10,8 @@ by ``comfy_awaits_coroutines``:
 - **coroutine** (ComfyUI 0.3.45 on): the body runs on a worker thread, so the
   HTTP waits, downloads and decoding never block ComfyUI's event loop, and the
   executor moves on to other nodes (and other items of a list input) meanwhile.
-  The coroutine races the body against ComfyUI's interrupt flag: on Cancel, or
+  The coroutine races the body against a monitor of ComfyUI's interrupt flag
+  (``asyncio.wait(..., FIRST_COMPLETED)``, as ComfyUI's API nodes do): on Cancel, or
   when the executor cancels the task, it returns at once and sets the body's
   cancel event: the body's batch then drops its requests still waiting for a
   slot or a retry, so nothing more is sent (an answer already on its way still
@@ -37,7 +38,7 @@ from .comfy_hooks import (
 # Decided once, when ComfyUI imports the pack (its executor is imported before any custom node).
 COROUTINE_NODES = comfy_awaits_coroutines()
 
-# How often a waiting coroutine looks at ComfyUI's interrupt flag and the body's progress.
+# How often the interrupt monitor looks at ComfyUI's interrupt flag and the body's progress.
 INTERRUPT_POLL = 0.05
 # Node bodies running at once; each mostly waits for HTTP. Requests beyond the process cap
 # (api_client.run.request_slots) wait inside their bodies.
@@ -114,35 +115,52 @@ _body_pool = LazyPool(_BODY_THREADS, "flux2-lora-node")
 
 def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
     # Every service GET of this run (the balance floor's check, the price) ends at once on the node's Cancel.
-    from ..api_client.api.service import cancel_scope  # the HTTP client loads on the first run, not at start-up
+    from ..api_client.http.cancel import cancel_scope  # the HTTP client loads on the first run, not at start-up
 
     with cancel_scope(hooks.cancel_event):
         return body(node, hooks, **inputs)
 
 
+async def _interrupt_monitor(hooks: WorkerHooks) -> None:
+    """Ends once ComfyUI's interrupt flag is set, moving the node's progress bar meanwhile (on ComfyUI's loop).
+
+    ComfyUI's flag is a plain value with no notice, so this looks at it every ``INTERRUPT_POLL`` s;
+    the body itself is never polled: it is raced against this monitor.
+    """
+    while not comfy_interrupted():
+        hooks.show_progress()
+        await asyncio.sleep(INTERRUPT_POLL)
+
+
 async def run_body_off_loop(body: NodeBody, node: Any, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Run ``body`` on a worker thread and await it, racing it against ComfyUI's interrupt flag."""
+    """Run ``body`` on a worker thread and await it, racing it against ComfyUI's interrupt flag.
+
+    The model is ComfyUI's own API-node client: the work and an interrupt monitor start together,
+    ``asyncio.wait(..., FIRST_COMPLETED)`` returns with the first to end, and the loser is cancelled.
+    """
     hooks = WorkerHooks(inputs.get("unique_id"))
     # Not loop.run_in_executor's default pool: asyncio.run (ComfyUI runs each prompt in one)
     # waits for that pool's threads at exit, so an abandoned request would hold up the prompt's end.
     work = asyncio.wrap_future(_body_pool.get().submit(_body_in_cancel_scope, body, node, hooks, inputs))
+    monitor = asyncio.ensure_future(_interrupt_monitor(hooks))
     ended = False
     try:
-        while True:
-            await asyncio.wait((work,), timeout=INTERRUPT_POLL)
-            if work.done():
-                ended = True
-                hooks.show_progress()
-                if isinstance(work.exception(), Cancelled) and comfy_interrupted():
-                    # The body saw Cancel first (it reads ComfyUI's flag too): reported as ComfyUI's own.
-                    raise comfy_interrupt_error()
-                return work.result()
-            if comfy_interrupted():
-                # Not cleared: every other waiting Flux2 node sees the same flag (ComfyUI
-                # clears it when the next prompt starts).
-                raise comfy_interrupt_error()
+        await asyncio.wait((work, monitor), return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            ended = True
             hooks.show_progress()
+            if isinstance(work.exception(), Cancelled) and comfy_interrupted():
+                # The body saw Cancel first (it reads ComfyUI's flag too): reported as ComfyUI's own.
+                raise comfy_interrupt_error()
+            return work.result()
+        monitor.result()  # what showing the progress raised (ComfyUI's interrupt), if anything
+        # Interrupted. Not cleared: every other waiting Flux2 node sees the same flag (ComfyUI
+        # clears it when the next prompt starts).
+        raise comfy_interrupt_error()
     finally:
+        if monitor.done() and not monitor.cancelled():
+            monitor.exception()  # retrieved, so asyncio does not log it when the work won the race
+        monitor.cancel()
         if not ended:
             # Cancel, the executor cancelling this task (another node failed, the prompt ended), or
             # an error here: the body sends nothing more, and its late result is dropped.

@@ -7,6 +7,7 @@ clears the flag when it raises, and the progress bar's hook checks the flag
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import types
@@ -85,3 +86,23 @@ class FakeComfy:
         for name, module in self.modules.items():
             monkeypatch.setitem(sys.modules, name, module)
         return self
+
+
+def run_in_own_loop(main: Any) -> Any:
+    """``asyncio.run(main())`` on a thread of its own, as ComfyUI's prompt worker runs each prompt.
+
+    (The main thread may already run a loop: Playwright's, in a session with the browser tests.)
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = asyncio.run(main())
+        except BaseException as exc:
+            outcome["error"] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -28,13 +28,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import Flux2Error
+from ..http.transport import Transport
 from .service import ServiceUnavailable, service_get
-
-if TYPE_CHECKING:
-    from .client import ApiClient
 
 log = logging.getLogger("flux2_lora")
 
@@ -138,7 +136,7 @@ class DeprecationFeed:
         except OSError as exc:
             log.warning("deprecations feed not kept in %s: %s", self.path, exc.strerror or exc)
 
-    def entries(self, client: ApiClient | None, now: float | None = None, cancel: Any = None) -> list[Any]:
+    def entries(self, client: Transport | None, now: float | None = None, cancel: Any = None) -> list[Any]:
         """The feed's entries: from disk if asked within a day, else asked; [] when none can be had."""
         now = time.time() if now is None else now
         state = self._load()
@@ -155,7 +153,7 @@ class DeprecationFeed:
                 return state.get("data") if isinstance(state.get("data"), list) else []
             return self._ask(client, state, now, cancel)
 
-    def _ask(self, client: ApiClient, state: dict[str, Any], now: float, cancel: Any) -> list[Any]:
+    def _ask(self, client: Transport, state: dict[str, Any], now: float, cancel: Any) -> list[Any]:
         old = state.get("data") if isinstance(state.get("data"), list) else None
         etag = state.get("etag") if isinstance(state.get("etag"), str) and old is not None else None
         try:
@@ -181,7 +179,7 @@ class DeprecationFeed:
             self.problem = ""
         return data
 
-    def notice(self, model: str, client: ApiClient | None, cancel: Any = None) -> ModelNotice | None:
+    def notice(self, model: str, client: Transport | None, cancel: Any = None) -> ModelNotice | None:
         """What the feed says of ``model`` (by id and aliases), or None; never raises for a feed problem."""
         try:
             return match(model, self.entries(client, cancel=cancel))
@@ -202,7 +200,7 @@ def deprecation_feed(path: Path) -> DeprecationFeed:
         return feed
 
 
-def check_models(feed: DeprecationFeed, client: ApiClient | None, models: list[str],
+def check_models(feed: DeprecationFeed, client: Transport | None, models: list[str],
                  cancel: Any = None) -> list[ModelNotice]:
     """The notices for the models a run is about to send; ``ModelWithdrawnError`` for a withdrawn one."""
     notices: list[ModelNotice] = []

@@ -12,8 +12,9 @@ carries on without the answer. Every call made by ``service_get``:
   body trickling in a byte at a time): the caller's ``deadline``, and at the latest
   ``connect timeout + SERVICE_TIMEOUT`` (10 + 10 s by default) after the call starts. The
   watchdog of ``deadline.py`` shuts the connection when it is reached, as for the POST;
-- **ends at once on Cancel**: ``cancel`` (or the node's, see ``cancel_scope``) races the
-  exchange; a watcher shuts the connection as soon as it is set, and ``Cancelled`` is raised;
+- **ends at once on Cancel**: ``cancel`` (or the node's, see ``http/cancel.cancel_scope``) races
+  the exchange; the deadline's watchdog shuts the connection as soon as it is set, and
+  ``Cancelled`` is raised;
 - **reads the answer strictly**: at most ``MAX_SERVICE_BYTES``, JSON nested at most
   ``MAX_DEPTH`` deep (checked without recursion before parsing), every number finite and at
   most ``MAX_NUMBER`` in size. A number outside that (400 digits, ``1e999``, ``NaN``) is read
@@ -25,27 +26,23 @@ carries on without the answer. Every call made by ``service_get``:
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ..errors import Cancelled, redact
+from ..http.cancel import scoped_cancel
 from ..http.deadline import Deadline
-
-if TYPE_CHECKING:
-    from .client import ApiClient
+from ..http.transport import Transport
 
 log = logging.getLogger("flux2_lora")
 
@@ -58,8 +55,6 @@ MAX_SERVICE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 32
 # Credits, USD and counts in these answers are far below this; a larger number is unknown.
 MAX_NUMBER = 1e15
-# How often the Cancel watcher looks at the cancel events of the calls in progress.
-CANCEL_POLL = 0.05
 _CHUNK = 64 * 1024
 
 
@@ -196,76 +191,9 @@ def is_permanent(status: int) -> bool:
     return status in (501, 505)
 
 
-# -- Cancel as a race ----------------------------------------------------------------------------
-
-_scope = threading.local()
-
-
-@contextmanager
-def cancel_scope(cancel: threading.Event | None) -> Iterator[None]:
-    """Within this block, service GETs on this thread end on ``cancel`` unless given one of their own.
-
-    A node's body runs inside its Cancel's scope (nodes/node_call.py), so the floor's balance
-    check and the price it asks end on the node's Cancel without passing it through every layer.
-    """
-    outer = getattr(_scope, "cancel", None)
-    _scope.cancel = cancel
-    try:
-        yield
-    finally:
-        _scope.cancel = outer
-
-
-def scoped_cancel() -> threading.Event | None:
-    """The cancel event of the innermost ``cancel_scope`` on this thread, if any."""
-    return getattr(_scope, "cancel", None)
-
-
-class _CancelWatch:
-    """One thread that cuts the exchanges whose Cancel was set, looking every ``CANCEL_POLL`` s while any runs."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._watched: dict[int, tuple[threading.Event, Deadline]] = {}
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    @contextmanager
-    def watching(self, cancel: threading.Event | None, guard: Deadline) -> Iterator[None]:
-        if cancel is None:
-            yield
-            return
-        token = next(self._order)
-        with self._changed:
-            self._watched[token] = (cancel, guard)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="flux2-lora-service-cancel", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._watched.pop(token, None)
-
-    def _loop(self) -> None:
-        while True:
-            with self._changed:
-                while not self._watched:
-                    self._changed.wait()
-                due = [token for token, (cancel, _) in self._watched.items() if cancel.is_set()]
-                guards = [self._watched.pop(token)[1] for token in due]
-            for guard in guards:
-                guard.cut()
-            time.sleep(CANCEL_POLL)
-
-
-_cancel_watch = _CancelWatch()
-
-
 # -- the GET ---------------------------------------------------------------------------------------
 
-def service_get(client: ApiClient, path: str, params: list[tuple[str, str]] | None = None,
+def service_get(client: Transport, path: str, params: list[tuple[str, str]] | None = None,
                 headers: dict[str, str] | None = None, *, under_base: bool = False,
                 accept_not_modified: bool = False, cancel: threading.Event | None = None,
                 deadline: float | None = None, send_key: bool = True) -> ServiceAnswer:
@@ -291,13 +219,13 @@ def service_get(client: ApiClient, path: str, params: list[tuple[str, str]] | No
         raise Cancelled(f"Cancelled before asking {where}.")
     if end <= started:
         raise ServiceUnavailable(f"{where} was not asked: no time was left")
-    guard = Deadline(at=end)
+    guard = Deadline(at=end, cancel=cancel)
     answer: ServiceAnswer | None = None
     failure: ServiceUnavailable | None = None
     try:
-        with _cancel_watch.watching(cancel, guard), guard:
+        with guard:
             answer = _exchange(client, url, where, params, headers, accept_not_modified, end - started,
-                               client._auth if send_key else _NO_AUTH)
+                               client.auth(send_key))
     except ServiceUnavailable as exc:
         failure = exc
     # Raised out here: no requests exception (which holds the request and its headers) travels along.
@@ -311,18 +239,7 @@ def service_get(client: ApiClient, path: str, params: list[tuple[str, str]] | No
     return answer
 
 
-class _NoAuth:
-    """Sends no credentials: truthy, so requests looks up no netrc entry, and it drops any Authorization."""
-
-    def __call__(self, request: Any) -> Any:
-        request.headers.pop("Authorization", None)
-        return request
-
-
-_NO_AUTH = _NoAuth()
-
-
-def _exchange(client: ApiClient, url: str, where: str, params: list[tuple[str, str]] | None,
+def _exchange(client: Transport, url: str, where: str, params: list[tuple[str, str]] | None,
               headers: dict[str, str] | None, accept_not_modified: bool, left: float, auth: Any) -> ServiceAnswer:
     reason = ""
     try:

@@ -21,14 +21,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import Cancelled, ConfigError
+from ..errors import APIStatusError, BilledWithoutAnswerError, Cancelled, ConfigError, Flux2Error
+from ..http.cancel import sleep_or_cancel
+from ..http.retry import Verdict
+from ..http.transport import Transport
 from .limits import MODEL_EDIT, MODEL_GENERATE
 from .service import ServiceUnavailable, finite_amount, service_get
-
-if TYPE_CHECKING:
-    from .client import ApiClient
 
 log = logging.getLogger("flux2_lora")
 
@@ -129,7 +129,7 @@ def belongs_to(row: LogRow, request_id: str) -> bool:
     return found is not None and (found == request_id or found.startswith(f"{request_id}."))
 
 
-def rows_for(client: ApiClient, request_id: str, sent_at: float, *, cancel: threading.Event | None = None,
+def rows_for(client: Transport, request_id: str, sent_at: float, *, cancel: threading.Event | None = None,
              deadline: float | None = None, until: float | None = None) -> list[LogRow]:
     """Every row of an attempt of ``request_id`` in a window around ``sent_at`` (a Unix time).
 
@@ -160,7 +160,7 @@ class LogVerdict:
     note: str = ""
 
 
-def wait_for_verdict(client: ApiClient, request_id: str, attempt_id: str, sent_at: float, *, wait: float,
+def wait_for_verdict(client: Transport, request_id: str, attempt_id: str, sent_at: float, *, wait: float,
                      cancel: threading.Event | None, interval: float = POLL_INTERVAL) -> LogVerdict:
     """Poll the logs until they tell what attempt ``attempt_id`` of ``request_id`` did, for at most ``wait`` s.
 
@@ -173,9 +173,10 @@ def wait_for_verdict(client: ApiClient, request_id: str, attempt_id: str, sent_a
     deadline = time.monotonic() + wait
     interval = max(0.05, min(interval, wait / 4))
     reason = f"no row for it appeared in the usage logs within {wait:g} s"
+    cancelled = "Cancelled while asking the usage logs what happened to the request."
     while True:
         if cancel is not None and cancel.is_set():
-            raise Cancelled("Cancelled while asking the usage logs what happened to the request.")
+            raise Cancelled(cancelled)
         try:
             # Each ask ends by the wait's end, the last one (at the end) given one interval more.
             rows = rows_for(client, request_id, sent_at, cancel=cancel,
@@ -195,8 +196,71 @@ def wait_for_verdict(client: ApiClient, request_id: str, attempt_id: str, sent_a
         left = deadline - time.monotonic()
         if left <= 0:
             return LogVerdict(None, note=reason)
-        if cancel is not None:
-            if cancel.wait(min(interval, left)):
-                raise Cancelled("Cancelled while asking the usage logs what happened to the request.")
-        else:
-            time.sleep(min(interval, left))
+        sleep_or_cancel(min(interval, left), cancel, cancelled)
+
+
+# -- what the loop makes of the verdict ------------------------------------------------------------
+
+def ask_verdict(client: Transport, request_id: str, attempt_id: str, sent_at: float, *, wait: float,
+                cancel: threading.Event | None) -> LogVerdict | None:
+    """``wait_for_verdict``, or None when Cancel ended the wait (the request may still have been billed)."""
+    try:
+        return wait_for_verdict(client, request_id, attempt_id, sent_at, wait=wait, cancel=cancel)
+    except Cancelled:
+        return None
+
+
+def verdict_of(found: LogVerdict | None) -> Verdict:
+    """The logs' answer as the retry rule (``http.retry.may_resend``) reads it."""
+    if found is None or found.row is None:
+        return Verdict.UNKNOWN
+    return Verdict.SUCCEEDED if found.row.status == "succeeded" else Verdict.FAILED
+
+
+def verdict_error(error: Flux2Error, request_id: str, attempt_id: str, found: LogVerdict | None,
+                  resent: int) -> Flux2Error:
+    """The error for an ambiguous attempt not sent again, saying what the usage logs told of it.
+
+    Billed (a succeeded row): ``BilledWithoutAnswerError``. Else ``error`` (same class) with the
+    attempt's id and what the logs said; ``may_have_billed`` unless they showed it failed.
+    """
+    if found is None:
+        return _with_request_id(error, attempt_id, "Cancel ended the wait for the usage logs "
+                                "before they told whether it was billed", may_have_billed=True)
+    if found.row is not None and found.row.status == "succeeded":
+        return _billed_error(error, request_id, found.row)
+    note = found.note if found.row is None else (
+        f"the usage logs show it failed again; not sent a {resent + 2}th time")
+    return _with_request_id(error, attempt_id, note, may_have_billed=found.row is None)
+
+
+def _with_request_id(error: Flux2Error, request_id: str, note: str, may_have_billed: bool) -> Flux2Error:
+    """``error`` (same class) with the request id and what the usage logs said appended.
+
+    ``may_have_billed``: the logs could not tell (the budget keeps counting its estimate);
+    False when they showed the last attempt failed, so nothing was billed.
+    """
+    message = (f"{error} Request id {request_id} (X-Client-Request-Id; find it as client_request_id in "
+               f"your usage logs): {note}.")
+    if isinstance(error, APIStatusError):
+        made: Flux2Error = type(error)(message, error.status_code, error.server_message)
+    else:
+        made = type(error)(message)
+    made.may_have_billed = may_have_billed
+    made.request_id = request_id  # type: ignore[attr-defined]
+    return made
+
+
+def _billed_error(error: Flux2Error, request_id: str, row: LogRow) -> BilledWithoutAnswerError:
+    credits = None if row.credits != row.credits else row.credits  # NaN: the row gave no cost
+    usd = None if row.usd != row.usd else row.usd
+    cost = (f"{credits:,.0f} credits" if credits is not None else "an amount the logs did not give") + (
+        f" (${usd:.6f})".rstrip("0") if usd is not None else "")
+    first = str(error).split(". ")[0]
+    return BilledWithoutAnswerError(
+        f"{first}. The API's usage logs show request {row.client_request_id or request_id} "
+        f"(inference {row.inference_id or '?'}) "
+        f"SUCCEEDED at {row.created or 'an unrecorded time'} and was billed {cost}, but its answer with the "
+        "pictures never arrived. It was not sent again, since that would bill a second time; a re-run bills "
+        "anew and does not refund this one. Raise FLUX2_LORA_READ_TIMEOUT if answers often take this long.",
+        row.client_request_id or request_id, credits, usd)

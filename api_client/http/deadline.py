@@ -5,6 +5,8 @@ answer: a server sending one byte a second never trips it. Inside ``with
 Deadline(...)`` every connection the thread uses reports its socket, and when
 the time is up one watchdog thread shuts those sockets down, which wakes a
 blocked read at once. The caller then sees ``expired`` and says what happened.
+The same thread ends an exchange whose ``cancel`` event is set (Cancel as a race:
+the exchange is cut, not polled from inside the transfer).
 
 ``DeadlineAdapter`` is the transport adapter whose connections report their
 sockets (plain, TLS and through an HTTP(S) proxy). A connection back in the pool
@@ -26,17 +28,22 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 _local = threading.local()
 _owners_lock = threading.Lock()
+# How often the watchdog looks at the cancel events of the exchanges in progress (an Event gives no notice).
+CANCEL_POLL = 0.05
 
 
 class Deadline:
     """The end of one exchange: an absolute time (``at``, monotonic), or ``after_send`` seconds after sending.
 
     Use as ``with Deadline(...) as deadline:`` around the request and the reading of its body.
+    ``cancel``: an event that ends the exchange as soon as it is set, as reaching the deadline would.
     """
 
-    def __init__(self, *, at: float | None = None, after_send: float | None = None) -> None:
+    def __init__(self, *, at: float | None = None, after_send: float | None = None,
+                 cancel: threading.Event | None = None) -> None:
         self.at = at
         self.after_send = after_send
+        self.cancel = cancel
         self.expired = False
         self._closed = False
         self._sockets: list[tuple[Any, socket.socket]] = []
@@ -46,6 +53,8 @@ class Deadline:
         _local.deadline = self
         if self.at is not None:
             _watchdog.add(self)
+        if self.cancel is not None:
+            _watchdog.watch_cancel(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -56,14 +65,6 @@ class Deadline:
                 if getattr(conn, "_flux2_deadline", None) is self:
                     conn._flux2_deadline = None
             self._sockets.clear()
-
-    def cut(self) -> None:
-        """End the exchange now (Cancel), as reaching the deadline would: its sockets are shut, ``expired`` is set."""
-        self._fire()
-
-    def remaining(self) -> float | None:
-        """Seconds left, or None before the clock has started."""
-        return None if self.at is None else self.at - time.monotonic()
 
     def _sending(self, conn: Any) -> None:
         # The clock of an ``after_send`` deadline starts with the first request sent.
@@ -103,34 +104,55 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _Watchdog:
-    """One thread that fires deadlines as they come, started on first use."""
+    """One thread that fires deadlines as they come and cuts exchanges whose Cancel was set, started on first use."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._heap: list[tuple[float, int, Deadline]] = []
+        self._cancellable: list[Deadline] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
 
     def add(self, deadline: Deadline) -> None:
         with self._changed:
             heapq.heappush(self._heap, (deadline.at or 0.0, next(self._order), deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="flux2-lora-deadlines", daemon=True)
-                self._thread.start()
-            self._changed.notify()
+            self._wake()
+
+    def watch_cancel(self, deadline: Deadline) -> None:
+        with self._changed:
+            self._cancellable.append(deadline)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="flux2-lora-deadlines", daemon=True)
+            self._thread.start()
+        self._changed.notify()
+
+    def _due(self) -> list[Deadline]:
+        """The deadlines to fire now, waiting until there are some (called with ``_changed`` held)."""
+        while True:
+            while self._heap and self._heap[0][2]._closed:
+                heapq.heappop(self._heap)
+            self._cancellable = [d for d in self._cancellable if not d._closed]
+            due = [d for d in self._cancellable if d.cancel is not None and d.cancel.is_set()]
+            self._cancellable = [d for d in self._cancellable if d not in due]
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[2])
+            if due:
+                return due
+            waits = [self._heap[0][0] - now] if self._heap else []
+            if self._cancellable:
+                waits.append(CANCEL_POLL)
+            self._changed.wait(min(waits) if waits else None)
 
     def _loop(self) -> None:
         while True:
             with self._changed:
-                while True:
-                    while self._heap and self._heap[0][2]._closed:
-                        heapq.heappop(self._heap)
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        due = heapq.heappop(self._heap)[2]
-                        break
-                    self._changed.wait(self._heap[0][0] - now if self._heap else None)
-            due._fire()
+                due = self._due()
+            for deadline in due:
+                deadline._fire()
 
 
 _watchdog = _Watchdog()

@@ -197,8 +197,8 @@ class MoneySettings:
 
 
 def _read_settings(frontend: Mapping[str, Any], env: Mapping[str, str]) -> MoneySettings:
-    from ..api.client import validate_timeouts
     from ..api.usage_logs import log_wait
+    from ..http.transport import validate_timeouts
     from ..run.request_slots import parse_max_in_flight
     from .balance import FLOOR_ENV, parse_floor
 

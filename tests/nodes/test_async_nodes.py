@@ -22,27 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import PACK_NAME, ROOT, TEST_KEY, generate_inputs
-from fake_comfy import FakeComfy, InterruptProcessingException
-
-
-def run_in_own_loop(main: Any) -> Any:
-    """``asyncio.run(main())`` on a thread of its own, as ComfyUI's prompt worker runs each prompt.
-
-    (The main thread may already run a loop: Playwright's, in a session with the browser tests.)
-    """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = asyncio.run(main())
-        except BaseException as exc:
-            outcome["error"] = exc
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+from fake_comfy import FakeComfy, InterruptProcessingException, run_in_own_loop
 
 
 class NodePath:

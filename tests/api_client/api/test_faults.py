@@ -8,6 +8,7 @@ the POSTs and picture GETs the stand-in saw, and a generous bound on elapsed tim
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -294,3 +295,16 @@ def test_download_deadline_is_hard_however_slowly_bytes_trickle(make_client, api
     with pytest.raises(api.DownloadError, match="took more than 3 s"):
         client.fetch_image(response.images[0])
     assert time.monotonic() - started < 4.0
+
+
+def test_cancel_ends_a_stalled_download_at_once(make_client, api, standin):
+    # One byte every 5 s: no read returns in between, so only the watchdog's cut on Cancel ends it early.
+    client = make_client(download_deadline=30.0)
+    response = client.generate(REQUEST_BODY)
+    standin.queue_file_faults([{"trickle": 5.0}])
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(api.Cancelled):
+        client.fetch_image(response.images[0], cancel)
+    assert time.monotonic() - started < 4.0  # generous: the next byte alone would come at 5 s

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import PACK_NAME, REQUEST_BODY, TEST_KEY, aiohttp_app, generate, generate_inputs, run_client
-from fake_comfy import FakeComfy, InterruptProcessingException
+from fake_comfy import FakeComfy, InterruptProcessingException, run_in_own_loop
 
 HUGE = 10**400  # 401 digits: no float holds it
 MODEL = "blackforestlabs/flux-2-lora"
@@ -82,23 +82,6 @@ def _wait_until(condition: Any, seconds: float = 10.0) -> bool:
 def _drain(standin: Any) -> None:
     """Let the stand-in finish the POSTs a test left (their rows land in this test)."""
     _wait_until(lambda: standin.posts_in_progress == 0 and standin.accounts.gets_in_progress == 0)
-
-
-def run_in_own_loop(main: Any) -> Any:
-    """``asyncio.run(main())`` on a thread of its own, as ComfyUI's prompt worker runs each prompt."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = asyncio.run(main())
-        except BaseException as exc:
-            outcome["error"] = exc
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
 
 
 def _no_key(text: str) -> None:

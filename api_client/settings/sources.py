@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 import certifi
 
-from .errors import ConfigError, shown_url
+from ..errors import ConfigError, shown_url
 
 KEY_ENV_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 BASE_ENV_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
 # requests itself honours REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE; SSL_CERT_FILE is OpenSSL's name.
 CA_BUNDLE_ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
-PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_DIR = Path(__file__).resolve().parents[2]
 
 
 def default_key_file(environ: Mapping[str, str] | None = None) -> Path:

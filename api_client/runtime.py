@@ -115,4 +115,9 @@ def current_settings(stored: Mapping[str, Any] | None = None) -> Settings:
     return runtime().settings(stored)
 
 
-__all__ = ["Runtime", "current_settings", "reset_runtime", "runtime"]
+def settings_for(environ: Mapping[str, str] | None = None, stored: Mapping[str, Any] | None = None) -> Settings:
+    """The settings from ``environ`` (read now) if given, else the ones in force (``current_settings``)."""
+    return current_settings(stored) if environ is None else Settings.read(environ, stored)
+
+
+__all__ = ["Runtime", "current_settings", "reset_runtime", "runtime", "settings_for"]

@@ -11,11 +11,10 @@ import base64
 import binascii
 import logging
 import math
-import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -54,14 +53,13 @@ from ..http.retry import (
     sleep_or_cancel,
 )
 from ..run.request_slots import request_slots
-from ..settings import ApiKey, check_url_scheme, resolve_ca_bundle
+from ..runtime import current_settings
+from ..settings import CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV, ApiKey, check_url_scheme, resolve_ca_bundle
 from .tracing import REQUEST_ID_HEADER, call_cost, is_valid_request_id, new_request_id
 from .usage_logs import attempt_request_id, log_wait, wait_for_verdict
 
 log = logging.getLogger("flux2_lora")
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 180.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 # The generation answer: room for 4 base64 pictures at the download cap.
 MAX_ANSWER_BYTES = 6 * DEFAULT_MAX_DOWNLOAD_BYTES
@@ -71,24 +69,6 @@ _CHUNK = 256 * 1024
 _B64_WHITESPACE = str.maketrans("", "", " \t\r\n\f\v")
 _MAX_REDIRECTS = 5
 USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
-
-
-def _env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
-    raw = (os.environ if environ is None else environ).get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds above 0 (such as 180); got {raw!r}.") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be a number of seconds above 0 (such as 180); got {raw!r}.")
-    return value
-
-
-def validate_timeouts(environ: Mapping[str, str] | None = None) -> None:
-    """Check FLUX2_LORA_CONNECT_TIMEOUT and FLUX2_LORA_READ_TIMEOUT (``ConfigError`` names a bad one)."""
-    env = os.environ if environ is None else environ
-    for name in ("FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_READ_TIMEOUT"):
-        _env_float(name, 1.0, env)
 
 
 @dataclass(frozen=True)
@@ -359,8 +339,9 @@ class ApiClient:
         self.key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key, "the key given to ApiClient")
         check_url_scheme(base_url, "the base URL")
         self.base_url = base_url.rstrip("/")
-        self.connect_timeout = connect_timeout or _env_float("FLUX2_LORA_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        self.read_timeout = read_timeout or _env_float("FLUX2_LORA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+        settings = current_settings().check(CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV)
+        self.connect_timeout = connect_timeout or settings.connect_timeout
+        self.read_timeout = read_timeout or settings.read_timeout
         self.retry = retry or RetryPolicy()
         self.max_download_bytes = max_download_bytes
         self.download_deadline = download_deadline

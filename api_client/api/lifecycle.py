@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Flux2Error
+from ..runtime import settings_for
 from .service import ServiceUnavailable, service_get
 
 if TYPE_CHECKING:
@@ -107,8 +108,7 @@ def default_deprecations_path(user_dir: Path | None = None, environ: Mapping[str
     """The feed's file: in ComfyUI's user folder, else the per-user cache folder."""
     if user_dir is not None:
         return Path(user_dir) / "flux2_lora" / DEPRECATIONS_FILE
-    env = os.environ if environ is None else environ
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flux2-lora" / DEPRECATIONS_FILE
+    return settings_for(environ).cache_home / "flux2-lora" / DEPRECATIONS_FILE
 
 
 class DeprecationFeed:

@@ -76,7 +76,7 @@ def parse_count(raw: str, name: str, default: int, refusal: str, minimum: int = 
     return value
 
 
-def parse_size(text: str, name: str) -> int:
+def parse_size(text: str, name: str = "FLUX2_LORA_CACHE_MAX_BYTES") -> int:
     """Bytes from ``2147483648``, ``500M``, ``2G`` or ``1.5GiB`` (binary units)."""
     match = _SIZE.match(text)
     if not match:

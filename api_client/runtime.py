@@ -35,12 +35,11 @@ Lock discipline:
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
-from .settings import ENV_NAMES, Settings
+from .settings import ENV_NAMES, Settings, environment
 
 T = TypeVar("T")
 # Settings read for this many different sets of stored settings are kept (each process has one or two).
@@ -53,7 +52,7 @@ class Runtime:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._parts: dict[Hashable, Any] = {}
-        self._environ = environ  # None: os.environ, read each time settings are asked for
+        self._environ = environ  # None: the process environment, read each time settings are asked for
         self._settings: dict[tuple, Settings] = {}
 
     def part(self, name: Hashable, make: Callable[[], T]) -> T:
@@ -74,7 +73,7 @@ class Runtime:
 
     def settings(self, stored: Mapping[str, Any] | None = None) -> Settings:
         """The settings in force with ``stored`` (the settings made in ComfyUI); read again only on a change."""
-        env = os.environ if self._environ is None else self._environ
+        env = environment() if self._environ is None else self._environ
         stored_items = tuple(sorted((stored or {}).items()))
         key = (stored_items, tuple(env.get(name) for name in ENV_NAMES))
         with self._lock:
@@ -103,7 +102,7 @@ def runtime() -> Runtime:
 
 
 def reset_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
-    """A fresh runtime for this process (tests: what a restart does); ``environ`` instead of os.environ."""
+    """A fresh runtime for this process (tests: what a restart does); ``environ`` instead of the process environment."""
     global _runtime
     with _runtime_lock:
         _runtime = Runtime(environ)

@@ -53,7 +53,7 @@ from ..http.retry import (
     sleep_or_cancel,
 )
 from ..run.request_slots import request_slots
-from ..runtime import current_settings
+from ..runtime import current_settings, runtime
 from ..settings import CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV, ApiKey, check_url_scheme, resolve_ca_bundle
 from .tracing import REQUEST_ID_HEADER, call_cost, is_valid_request_id, new_request_id
 from .usage_logs import attempt_request_id, log_wait, wait_for_verdict
@@ -825,18 +825,10 @@ class LazyClient:
         return f"LazyClient(base_url={self.base_url!r})"
 
 
-_clients: dict[tuple[str, ApiKey, str], ApiClient] = {}
-_clients_lock = threading.Lock()
-
-
 def shared_client(api_key: ApiKey, base_url: str) -> ApiClient:
     """One client (and so one connection pool) per base URL and key, reused across runs."""
     # The ApiKey itself (whose repr hides the value) is the lookup, so no local holds the key in clear.
     # The CA bundle is part of it too, so a changed REQUESTS_CA_BUNDLE/SSL_CERT_FILE takes effect.
     ca_bundle = resolve_ca_bundle()
-    lookup = (base_url, api_key, ca_bundle)
-    with _clients_lock:
-        client = _clients.get(lookup)
-        if client is None:
-            client = _clients[lookup] = ApiClient(api_key, base_url, ca_bundle=ca_bundle)
-        return client
+    return runtime().part(("client", base_url, api_key, ca_bundle),
+                          lambda: ApiClient(api_key, base_url, ca_bundle=ca_bundle))

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Flux2Error
-from ..runtime import settings_for
+from ..runtime import runtime, settings_for
 from .service import ServiceUnavailable, service_get
 
 if TYPE_CHECKING:
@@ -189,17 +189,9 @@ class DeprecationFeed:
             return None
 
 
-_feeds: dict[Path, DeprecationFeed] = {}
-_feeds_lock = threading.Lock()
-
-
 def deprecation_feed(path: Path) -> DeprecationFeed:
-    """One feed per file in this process."""
-    with _feeds_lock:
-        feed = _feeds.get(Path(path))
-        if feed is None:
-            feed = _feeds[Path(path)] = DeprecationFeed(Path(path))
-        return feed
+    """One feed per file in this process (a part of the runtime)."""
+    return runtime().part(("deprecations feed", Path(path)), lambda: DeprecationFeed(Path(path)))
 
 
 def check_models(feed: DeprecationFeed, client: ApiClient | None, models: list[str],

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.request import expected_pixels
 from ..api.service import ServiceUnavailable, finite_amount, service_get
-from ..runtime import settings_for
+from ..runtime import runtime, settings_for
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
@@ -277,17 +277,9 @@ def _pricing_of(payload: Any, model: str) -> Any:
     return None
 
 
-_books: dict[Path, PriceBook] = {}
-_books_lock = threading.Lock()
-
-
 def price_book(path: Path) -> PriceBook:
-    """One price book per file in this process."""
-    with _books_lock:
-        book = _books.get(Path(path))
-        if book is None:
-            book = _books[Path(path)] = PriceBook(Path(path))
-        return book
+    """One price book per file in this process (a part of the runtime)."""
+    return runtime().part(("price book", Path(path)), lambda: PriceBook(Path(path)))
 
 
 def run_quote(book: PriceBook, client: ApiClient | None, bodies: list[Mapping[str, Any]]) -> Quote:

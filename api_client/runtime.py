@@ -14,7 +14,12 @@ What it holds (each part made on first use by the module that owns its kind, whi
 - ``"lora session"``: the anonymous session for LoRA hosts (``lora.remote``), and
   ``"lora cache locks"``: one lock per verdict file (``lora.cache``);
 - ``("client", base URL, key, CA bundle)``: the shared HTTP clients, one connection pool each
-  (``api.client.shared_client``), where that module asks the runtime for them.
+  (``api.client.shared_client``); ``("price book", path)`` (``money.pricing``) and
+  ``("deprecations feed", path)`` (``api.lifecycle``): one per file.
+
+Its place: just above ``settings`` (it imports nothing else of the pack), so every layer
+can ask it for its parts without an import circle; it knows the parts by name only, and
+the module owning each kind makes it.
 
 Lock discipline:
 

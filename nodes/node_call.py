@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from ..api_client.errors import Cancelled
 from ..api_client.run.pools import LazyPool
+from ..api_client.runtime import runtime
 from .comfy_hooks import (
     RunHooks,
     comfy_awaits_coroutines,
@@ -109,8 +110,9 @@ class WorkerHooks:
             raise
 
 
-# Separate from the batch's pool (api_client.run.batch), which the bodies themselves wait on.
-_body_pool = LazyPool(_BODY_THREADS, "flux2-lora-node")
+def _body_pool() -> LazyPool:
+    """Separate from the batch's pool (api_client.run.batch), which the bodies themselves wait on."""
+    return runtime().part("pool node bodies", lambda: LazyPool(_BODY_THREADS, "flux2-lora-node"))
 
 
 def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +143,7 @@ async def run_body_off_loop(body: NodeBody, node: Any, inputs: dict[str, Any]) -
     hooks = WorkerHooks(inputs.get("unique_id"))
     # Not loop.run_in_executor's default pool: asyncio.run (ComfyUI runs each prompt in one)
     # waits for that pool's threads at exit, so an abandoned request would hold up the prompt's end.
-    work = asyncio.wrap_future(_body_pool.get().submit(_body_in_cancel_scope, body, node, hooks, inputs))
+    work = asyncio.wrap_future(_body_pool().get().submit(_body_in_cancel_scope, body, node, hooks, inputs))
     monitor = asyncio.ensure_future(_interrupt_monitor(hooks))
     ended = False
     try:

@@ -49,12 +49,12 @@ def _server():
     server.stop()
 
 
-def _reset_credit_budget() -> None:
-    # A fresh money component (what a restart does): requests a previous test left in flight settle
-    # into the old one.
-    money_module = sys.modules.get(f"{PACK_NAME}.api_client.money.core")
-    if money_module is not None:
-        money_module.reset_process_money()
+def _reset_runtime() -> None:
+    # A fresh runtime (what a restart does): a new money component, request slots, in-flight registry,
+    # pools and settings; requests a previous test left in flight settle into the old ones.
+    runtime_module = sys.modules.get(f"{PACK_NAME}.api_client.runtime")
+    if runtime_module is not None:
+        runtime_module.reset_runtime()
     estimate_module = sys.modules.get(f"{PACK_NAME}.api_client.money.estimate")
     if estimate_module is not None:
         estimate_module.forget_prices()
@@ -76,7 +76,7 @@ def standin(_server, monkeypatch, tmp_path):
     while _server.posts_in_progress and time.monotonic() < waited:
         time.sleep(0.02)
     _server.reset()
-    _reset_credit_budget()
+    _reset_runtime()
     monkeypatch.setenv("AIML_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIML_API_BASE", _server.base_url)
     for name in ("AIMLAPI_API_KEY", "AIMLAPI_API_BASE", "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CACHE",
@@ -99,7 +99,7 @@ def standin(_server, monkeypatch, tmp_path):
     yield _server
     warnings = list(_server.warnings)
     _server.reset()
-    _reset_credit_budget()
+    _reset_runtime()
     assert not warnings, f"the pack sent requests the strict stand-in warns about: {warnings}"
 
 

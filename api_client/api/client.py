@@ -35,6 +35,7 @@ from ..http.error_mapping import connection_error, error_for_status, reach_of
 from ..http.retry import Action, Decision, Outcome, Reach, RetryPolicy, may_resend, parse_retry_after
 from ..http.transport import Transport, framed, load_capped_answer
 from ..run.request_slots import request_slots
+from ..runtime import runtime
 from ..settings import ApiKey, resolve_ca_bundle
 from .answer import GenerationResponse, ImageRef, parse_generation
 from .pictures import DEFAULT_MAX_DOWNLOAD_BYTES, DOWNLOAD_DEADLINE, PictureLimits, decode_b64, download
@@ -264,18 +265,10 @@ class LazyClient:
         return f"LazyClient(base_url={self.base_url!r})"
 
 
-_clients: dict[tuple[str, ApiKey, str], ApiClient] = {}
-_clients_lock = threading.Lock()
-
-
 def shared_client(api_key: ApiKey, base_url: str) -> ApiClient:
     """One client (and so one connection pool) per base URL and key, reused across runs."""
     # The ApiKey itself (whose repr hides the value) is the lookup, so no local holds the key in clear.
     # The CA bundle is part of it too, so a changed REQUESTS_CA_BUNDLE/SSL_CERT_FILE takes effect.
     ca_bundle = resolve_ca_bundle()
-    lookup = (base_url, api_key, ca_bundle)
-    with _clients_lock:
-        client = _clients.get(lookup)
-        if client is None:
-            client = _clients[lookup] = ApiClient(api_key, base_url, ca_bundle=ca_bundle)
-        return client
+    return runtime().part(("client", base_url, api_key, ca_bundle),
+                          lambda: ApiClient(api_key, base_url, ca_bundle=ca_bundle))

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import Flux2Error
 from ..http.transport import Transport
+from ..runtime import runtime, settings_for
 from .service import ServiceUnavailable, service_get
 
 log = logging.getLogger("flux2_lora")
@@ -105,8 +106,7 @@ def default_deprecations_path(user_dir: Path | None = None, environ: Mapping[str
     """The feed's file: in ComfyUI's user folder, else the per-user cache folder."""
     if user_dir is not None:
         return Path(user_dir) / "flux2_lora" / DEPRECATIONS_FILE
-    env = os.environ if environ is None else environ
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flux2-lora" / DEPRECATIONS_FILE
+    return settings_for(environ).cache_home / "flux2-lora" / DEPRECATIONS_FILE
 
 
 class DeprecationFeed:
@@ -187,17 +187,9 @@ class DeprecationFeed:
             return None
 
 
-_feeds: dict[Path, DeprecationFeed] = {}
-_feeds_lock = threading.Lock()
-
-
 def deprecation_feed(path: Path) -> DeprecationFeed:
-    """One feed per file in this process."""
-    with _feeds_lock:
-        feed = _feeds.get(Path(path))
-        if feed is None:
-            feed = _feeds[Path(path)] = DeprecationFeed(Path(path))
-        return feed
+    """One feed per file in this process (a part of the runtime)."""
+    return runtime().part(("deprecations feed", Path(path)), lambda: DeprecationFeed(Path(path)))
 
 
 def check_models(feed: DeprecationFeed, client: Transport | None, models: list[str],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -23,17 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import APIStatusError, BilledWithoutAnswerError, Cancelled, ConfigError, Flux2Error
+from ..errors import APIStatusError, BilledWithoutAnswerError, Cancelled, Flux2Error
 from ..http.cancel import sleep_or_cancel
 from ..http.retry import Verdict
 from ..http.transport import Transport
+from ..runtime import settings_for
+from ..settings import LOG_WAIT_ENV
 from .limits import MODEL_EDIT, MODEL_GENERATE
 from .service import ServiceUnavailable, finite_amount, service_get
 
 log = logging.getLogger("flux2_lora")
 
-LOG_WAIT_ENV = "FLUX2_LORA_LOG_WAIT"
-DEFAULT_LOG_WAIT = 60.0
 # The endpoint allows 200 requests a minute per key; four requests polling every 2 s use 120.
 POLL_INTERVAL = 2.0
 PAGE_LIMIT = 100
@@ -45,18 +44,7 @@ LOGS_PATH = "/v2/logs"
 
 def log_wait(environ: Mapping[str, str] | None = None) -> float:
     """Seconds to poll the usage logs after an ambiguous failure (env ``FLUX2_LORA_LOG_WAIT``; 0 turns it off)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(LOG_WAIT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LOG_WAIT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (value >= 0 and math.isfinite(value)):
-        raise ConfigError(f"{LOG_WAIT_ENV} must be a number of seconds, 0 or more (0: do not ask the usage logs); "
-                          f"got {raw!r}.")
-    return value
+    return settings_for(environ).check(LOG_WAIT_ENV).log_wait
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..panel.route_input import Answer, RouteInputError, parse_json_object
-from ..settings import KEY_ENV_VARS, resolve_api_key
+from ..settings import KEY_ENV_VARS, environment, resolve_api_key
 
 KEY_MIN_CHARS = 16
 KEY_MAX_CHARS = 512
@@ -113,7 +113,7 @@ def _last4(key: str) -> str | None:
 
 def key_status(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Whether a key is set, where it comes from and its last four characters (never the key)."""
-    env = os.environ if environ is None else environ
+    env = environment() if environ is None else environ
     saved = path.is_file()
     env_var = next((name for name in KEY_ENV_VARS if env.get(name, "").strip()), None)
     status: dict[str, Any] = {

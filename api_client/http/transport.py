@@ -9,40 +9,18 @@ readers here never let a broken proxy or hostile server fill memory or stall a c
 from __future__ import annotations
 
 import logging
-import math
-import os
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import requests
 
-from ..errors import ConfigError, redact, shown_url
-from ..settings import ApiKey, check_url_scheme, resolve_ca_bundle
+from ..errors import redact, shown_url
+from ..runtime import current_settings
+from ..settings import CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV, ApiKey, check_url_scheme, resolve_ca_bundle
 from .deadline import DeadlineAdapter
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 180.0
 USER_AGENT = "ComfyUI-Flux2-LoRA/1.0"
 CHUNK = 256 * 1024
-
-
-def _env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
-    raw = (os.environ if environ is None else environ).get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds above 0 (such as 180); got {raw!r}.") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be a number of seconds above 0 (such as 180); got {raw!r}.")
-    return value
-
-
-def validate_timeouts(environ: Mapping[str, str] | None = None) -> None:
-    """Check FLUX2_LORA_CONNECT_TIMEOUT and FLUX2_LORA_READ_TIMEOUT (``ConfigError`` names a bad one)."""
-    env = os.environ if environ is None else environ
-    for name in ("FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_READ_TIMEOUT"):
-        _env_float(name, 1.0, env)
 
 
 class _KeyRedactingFilter(logging.Filter):
@@ -112,8 +90,9 @@ class Transport:
         self.key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key, "the key given to ApiClient")
         check_url_scheme(base_url, "the base URL")
         self.base_url = base_url.rstrip("/")
-        self.connect_timeout = connect_timeout or _env_float("FLUX2_LORA_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        self.read_timeout = read_timeout or _env_float("FLUX2_LORA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+        settings = current_settings().check(CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV)
+        self.connect_timeout = connect_timeout or settings.connect_timeout
+        self.read_timeout = read_timeout or settings.read_timeout
         self._auth = BearerAuth(self.key)
         _urllib3_log_redactor.hide(self.key)
         self.session = requests.Session()

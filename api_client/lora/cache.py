@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..runtime import runtime, settings_for
+
 log = logging.getLogger("flux2_lora")
 
 FILE_NAME = "lora_checks.json"
@@ -27,16 +29,26 @@ FRESH_SECONDS = 24 * 3600.0
 MAX_ENTRIES = 1000
 _MAX_FILE_BYTES = 4 * 1024 * 1024
 _LAYOUT = 1
-_locks: dict[str, threading.Lock] = {}
-_locks_lock = threading.Lock()
+
+
+class _FileLocks:
+    """One lock per verdict file for the process (a part of the runtime): concurrent runs each open their own
+    cache."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.locks: dict[str, threading.Lock] = {}
+
+    def of(self, path: Path) -> threading.Lock:
+        with self.lock:
+            return self.locks.setdefault(str(path.resolve()), threading.Lock())
 
 
 def default_check_folder(folder: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """``folder`` (ComfyUI's ``user/flux2_lora``) when known, else ``$XDG_CACHE_HOME/flux2-lora-checks``."""
     if folder is not None:
         return Path(folder)
-    env = os.environ if environ is None else environ
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flux2-lora-checks"
+    return settings_for(environ).cache_home / "flux2-lora-checks"
 
 
 class VerdictCache:
@@ -45,8 +57,7 @@ class VerdictCache:
     def __init__(self, folder: Path | str, fresh_seconds: float = FRESH_SECONDS) -> None:
         self.path = Path(folder) / FILE_NAME
         self.fresh_seconds = fresh_seconds
-        with _locks_lock:  # one lock per file for the process: concurrent runs each open their own cache
-            self._lock = _locks.setdefault(str(self.path.resolve()), threading.Lock())
+        self._lock = runtime().part("lora cache locks", _FileLocks).of(self.path)
 
     def __repr__(self) -> str:
         return f"VerdictCache({str(self.path)!r})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
 import threading
 import time
@@ -24,11 +23,10 @@ import requests
 
 from ..errors import ConfigError
 from ..http.deadline import DeadlineAdapter
-from ..settings import check_url_scheme, resolve_ca_bundle
+from ..runtime import runtime, settings_for
+from ..settings import HF_ENDPOINT_ENV, check_url_scheme, resolve_ca_bundle
 from .header import FIRST_READ, HEADER_CAP, HeaderTooLong, NotSafetensors, header_length, sniff
 
-HF_ENDPOINT_ENV = "HF_ENDPOINT"  # huggingface_hub's own variable
-DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # what diffusers loads first from a repository
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 5.0
@@ -95,27 +93,14 @@ def anonymous_session() -> requests.Session:
     return session
 
 
-_session: requests.Session | None = None
-_session_lock = threading.Lock()
-
-
 def shared_session() -> requests.Session:
-    """The process's one anonymous session (created on first use)."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = anonymous_session()
-        return _session
+    """The process's one anonymous session (a part of the runtime, made on first use)."""
+    return runtime().part("lora session", anonymous_session)
 
 
 def hf_endpoint(environ: Mapping[str, str] | None = None) -> str:
     """``HF_ENDPOINT`` (huggingface_hub's variable) or https://huggingface.co, checked like every URL of the pack."""
-    env = os.environ if environ is None else environ
-    raw = env.get(HF_ENDPOINT_ENV, "").strip()
-    endpoint = (raw or DEFAULT_HF_ENDPOINT).rstrip("/")
-    check_url_scheme(endpoint, f"the Hugging Face endpoint from {HF_ENDPOINT_ENV}" if raw else "the Hugging Face "
-                     "endpoint")
-    return endpoint
+    return settings_for(environ).check(HF_ENDPOINT_ENV).hf_endpoint
 
 
 class Reader:

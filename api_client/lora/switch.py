@@ -1,78 +1,56 @@
 """Whether LoRAs are checked: the frontend setting (kept on disk), else ``FLUX2_LORA_CHECK_LORAS``, else on.
 
 The setting ("on", "off", or empty for the environment's choice) is posted by the
-frontend to ``/flux2_lora/lora_check/setting`` and kept in ComfyUI's user folder,
+frontend to ``/flux2_lora/lora_check/setting`` and kept in ComfyUI's user folder
+(``flux2_lora/settings.json``, with the money settings; see ``api_client.settings.store``),
 so it is in force from start-up, before any browser opens. Off means no request at
 all to any LoRA host.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..panel.route_input import Answer, RouteInputError, parse_json_object
+from ..runtime import settings_for
+from ..settings import CHECK_LORAS_ENV, SETTINGS_FILE, SettingsStore
+from ..settings.store import LEGACY_SWITCH_FILE
 
 log = logging.getLogger("flux2_lora")
 
-SWITCH_ENV = "FLUX2_LORA_CHECK_LORAS"
-SETTING_FILE = "lora_check_setting.json"
-_OFF = {"0", "false", "no", "off"}
-_ON = {"1", "true", "yes", "on", ""}
+SWITCH_ENV = CHECK_LORAS_ENV
+SETTING_FILE = LEGACY_SWITCH_FILE  # where the setting was kept before it joined settings.json
 
 
-def _setting_path(folder: Path | None) -> Path | None:
-    return Path(folder) / SETTING_FILE if folder is not None else None
+def _store(folder: Path) -> SettingsStore:
+    return SettingsStore(Path(folder) / SETTINGS_FILE)
 
 
 def read_setting(folder: Path | None) -> str | None:
     """The saved setting, "on" or "off", or None (the environment decides)."""
-    path = _setting_path(folder)
-    if path is None:
+    if folder is None:
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("check_loras")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, AttributeError) as exc:
-        log.warning("Flux2 LoRA: the LoRA check setting %s is unreadable (%s); using the environment", path,
-                    type(exc).__name__)
+        value = _store(folder).load().get("check_loras")
+    except ConfigError as exc:
+        log.warning("Flux2 LoRA: the LoRA check setting is unreadable (%s); using the environment", exc)
         return None
     return value if value in ("on", "off") else None
 
 
 def write_setting(folder: Path, value: str | None) -> None:
-    """Save "on"/"off", or remove the setting (None)."""
-    path = Path(folder) / SETTING_FILE
-    if value is None:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".lora_check-", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump({"check_loras": value}, out)
-    os.replace(temp, path)
+    """Save "on"/"off", or remove the setting (None); ``OSError`` if it could not be written."""
+    _store(folder).set("check_loras", value)
 
 
 def check_enabled(folder: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """(whether to check, where that comes from)."""
-    setting = read_setting(folder)
-    if setting is not None:
-        return setting == "on", "the Flux2 LoRA setting \"Check LoRAs before sending\""
-    env = os.environ if environ is None else environ
-    raw = env.get(SWITCH_ENV, "").strip().lower()
-    if raw in _OFF:
-        return False, f"environment variable {SWITCH_ENV}"
-    if raw in _ON:
-        return True, f"environment variable {SWITCH_ENV}" if raw else "the default"
-    raise ConfigError(f"{SWITCH_ENV} must be 1 (check LoRAs before sending) or 0 (do not); got {raw!r}. "
-                      "Fix it in ComfyUI's environment and restart.")
+    settings = settings_for(environ, {"check_loras": read_setting(folder)}).check(SWITCH_ENV)
+    return settings.check_loras, settings.check_loras_source
 
 
 def setting_status(folder: Path | None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -19,7 +19,6 @@ balance route (nodes/routes/money.py), which the key panel and the floor setting
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.service import ServiceUnavailable, finite_amount, service_get
 from ..errors import ConfigError, Flux2Error
 from ..panel.route_input import Answer, RouteInputError, parse_json_object
+from ..settings import FLOOR_ENV
 
 if TYPE_CHECKING:
     from threading import Event
@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flux2_lora")
 
-FLOOR_ENV = "FLUX2_LORA_BALANCE_FLOOR"
 BILLING_PATH = "/v2/billing"
-_NO_FLOOR_WORDS = {"", "none", "off"}
 
 
 class BalanceFloorError(Flux2Error):
@@ -61,20 +59,6 @@ def usd_text(value: float) -> str:
         return f"${value:,.2f}"
     digits = f"{value:.6f}".rstrip("0")
     return f"${digits}{'0' * max(0, 2 - len(digits.partition('.')[2]))}"
-
-
-def parse_floor(raw: str, name: str = FLOOR_ENV) -> float | None:
-    """A floor in USD (0 or more) from text; empty, ``none`` or ``off`` mean no floor."""
-    text = raw.strip().lower().lstrip("$")
-    if text in _NO_FLOOR_WORDS:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (value >= 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be an amount in USD, 0 or more (or empty for no floor); got {raw!r}.")
-    return value
 
 
 def fetch_balance(client: ApiClient, *, cancel: Event | None = None,

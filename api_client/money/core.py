@@ -49,11 +49,8 @@ has its own short lock for its pending writes and is never called with ``_lock``
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -64,6 +61,25 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.tracing import new_request_id
 from ..errors import BudgetExceededError, Cancelled, ConfigError
+from ..runtime import current_settings, runtime
+from ..settings import (
+    BUDGET_ENV,
+    BUDGET_USD_ENV,
+    MONEY_NAMES,
+    PERIOD_ENV,
+    PERIODS,
+    SCOPE_ENV,
+    SCOPES,
+    SettingsStore,
+    StoredSettings,
+    parse_budget,
+    parse_budget_usd,
+    parse_period,
+    parse_scope,
+    settings_path,
+    valid_amount,
+)
+from ..settings import Settings as MoneySettings
 from .ledger import Committed, LedgerError, SpendingLedger, period_start
 
 if TYPE_CHECKING:
@@ -72,19 +88,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flux2_lora")
 
-BUDGET_ENV = "FLUX2_LORA_CREDIT_BUDGET"
-BUDGET_USD_ENV = "FLUX2_LORA_BUDGET_USD"
-PERIOD_ENV = "FLUX2_LORA_BUDGET_PERIOD"
-SCOPE_ENV = "FLUX2_LORA_BUDGET_SCOPE"
-PERIODS = ("process", "day", "month", "all")
-SCOPES = ("machine", "key")
-# Periods a budget of scope ``key`` can have: the API's figure is asked from their start.
-KEY_PERIODS = ("day", "month")
-SETTINGS_FILE = "settings.json"
-_NO_BUDGET_WORDS = {"", "none", "off"}
-# Environment variables a paid request depends on after it was sent: validated with the money settings.
-_ENV_NAMES = (BUDGET_ENV, BUDGET_USD_ENV, PERIOD_ENV, SCOPE_ENV, "FLUX2_LORA_BALANCE_FLOOR", "FLUX2_LORA_LOG_WAIT",
-              "FLUX2_LORA_READ_TIMEOUT", "FLUX2_LORA_CONNECT_TIMEOUT", "FLUX2_LORA_MAX_IN_FLIGHT")
 # Orphaned holds are asked about at most this often (each ask reads a few pages of /v2/logs).
 RECOVERY_INTERVAL = 10.0
 # How long after a request its usage-log rows are looked for (its answer's wait, retries and log delay).
@@ -108,193 +111,6 @@ def credits_text(value: float) -> str:
     """``1,000,000 credits``, ``12.5 credits``: grouped digits, never exponent notation."""
     number = f"{value:,.6f}".rstrip("0").rstrip(".")
     return f"{number} credit{'' if value == 1 else 's'}"
-
-
-def valid_amount(value: float | None) -> bool:
-    """Whether ``value`` is a finite amount of 0 or more (anything else is unknown, never free)."""
-    return value is not None and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-
-def parse_budget(raw: str, name: str = BUDGET_ENV) -> float | None:
-    """A budget in credits (0 or more) from text; empty, ``none`` or ``off`` mean no budget."""
-    text = raw.strip().lower()
-    if text in _NO_BUDGET_WORDS:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a number of credits, 0 or more (or empty for no budget); got {raw!r}.")
-    return value
-
-
-def parse_budget_usd(raw: str, name: str = BUDGET_USD_ENV) -> float | None:
-    """A budget in USD (0 or more; ``5``, ``$5``, ``4.50``) from text; empty, ``none`` or ``off`` mean no budget."""
-    text = raw.strip().lower()
-    if text in _NO_BUDGET_WORDS:
-        return None
-    number = text[1:].strip() if text.startswith("$") else text
-    try:
-        value = float(number.replace(",", "")) if number and not number.startswith(("+", "-$")) else -1.0
-    except ValueError:
-        value = -1.0
-    if not (value >= 0 and math.isfinite(value)):
-        raise ConfigError(f"{name} must be an amount in USD, 0 or more, such as 5 or $5 (or empty for no budget); "
-                          f"got {raw!r}.")
-    return value
-
-
-def parse_scope(raw: str, name: str = SCOPE_ENV) -> str:
-    """A budget scope from text: machine (or empty) or key."""
-    text = raw.strip().lower() or "machine"
-    if text not in SCOPES:
-        raise ConfigError(f"{name} must be machine (this machine's spending, the default) or key (what the API "
-                          f"says the whole key spent, every machine together); got {raw!r}.")
-    return text
-
-
-def parse_period(raw: str, name: str = PERIOD_ENV) -> str:
-    """A budget period from text: process (or empty), day, month or all."""
-    text = raw.strip().lower() or "process"
-    if text not in PERIODS:
-        raise ConfigError(f"{name} must be one of {', '.join(PERIODS)}; got {raw!r}.")
-    return text
-
-
-@dataclass(frozen=True)
-class MoneySettings:
-    """Every money setting in force, validated, and where each comes from."""
-
-    budget: float | None
-    budget_source: str
-    period: str
-    period_source: str
-    floor: float | None
-    floor_source: str
-    log_wait: float
-    budget_usd: float | None = None
-    budget_usd_source: str = ""
-    scope: str = "machine"
-    scope_source: str = "the default"
-
-    @property
-    def ledger_period(self) -> bool:
-        """Whether a budget is counted in the ledger (per day, month or all time)."""
-        return (self.budget is not None or self.budget_usd is not None) and self.period != "process"
-
-    @property
-    def key_scope(self) -> bool:
-        """Whether the USD budget counts the whole key's spending, as GET /v2/usage reports it."""
-        return self.scope == "key" and self.budget_usd is not None
-
-    @property
-    def usage_lag(self) -> float:
-        """Seconds the API's usage figure may lag behind a billed answer: the usage-log wait (60 s if off)."""
-        from ..api.usage_logs import DEFAULT_LOG_WAIT
-
-        return self.log_wait if self.log_wait > 0 else DEFAULT_LOG_WAIT
-
-
-def _read_settings(frontend: Mapping[str, Any], env: Mapping[str, str]) -> MoneySettings:
-    from ..api.usage_logs import log_wait
-    from ..http.transport import validate_timeouts
-    from ..run.request_slots import parse_max_in_flight
-    from .balance import FLOOR_ENV, parse_floor
-
-    budget = frontend.get("credit_budget")
-    if budget is not None:
-        budget_source = "the Flux2 LoRA credit budget setting"
-    else:
-        budget = parse_budget(env.get(BUDGET_ENV, ""))
-        budget_source = f"environment variable {BUDGET_ENV}"
-    period = frontend.get("budget_period")
-    if period is not None:
-        period_source = "the Flux2 LoRA budget period setting"
-    else:
-        raw = env.get(PERIOD_ENV, "")
-        period = parse_period(raw)
-        period_source = f"environment variable {PERIOD_ENV}" if raw.strip() else "the default"
-    budget_usd = frontend.get("budget_usd")
-    if budget_usd is not None:
-        budget_usd_source = "the Flux2 LoRA budget in USD setting"
-    else:
-        budget_usd = parse_budget_usd(env.get(BUDGET_USD_ENV, ""))
-        budget_usd_source = f"environment variable {BUDGET_USD_ENV}"
-    scope = frontend.get("budget_scope")
-    if scope is not None:
-        scope_source = "the Flux2 LoRA budget scope setting"
-    else:
-        raw = env.get(SCOPE_ENV, "")
-        scope = parse_scope(raw)
-        scope_source = f"environment variable {SCOPE_ENV}" if raw.strip() else "the default"
-    if scope == "key" and period not in KEY_PERIODS:
-        raise ConfigError(
-            f"A budget scope of key (from {scope_source}) counts what the API says the whole key spent since local "
-            f"midnight or the first of the month, so the budget period must be day or month; got {period!r} (from "
-            f"{period_source}). Set {PERIOD_ENV} (or the budget period setting) to day or month, or the scope to "
-            "machine.")
-    if scope == "key" and budget_usd is None and budget is not None:
-        raise ConfigError(
-            f"A budget scope of key (from {scope_source}) counts the key's spending in USD, as the API reports it, "
-            f"but only a credit budget is set ({budget_source}). Set a budget in USD ({BUDGET_USD_ENV} or the "
-            "budget in USD setting), or set the scope to machine.")
-    floor = frontend.get("balance_floor")
-    if floor is not None:
-        floor_source = "the Flux2 LoRA balance floor setting"
-    else:
-        floor = parse_floor(env.get(FLOOR_ENV, ""))
-        floor_source = f"environment variable {FLOOR_ENV}"
-    wait = log_wait(env)
-    validate_timeouts(env)
-    if env.get("FLUX2_LORA_MAX_IN_FLIGHT", "").strip():
-        parse_max_in_flight(env["FLUX2_LORA_MAX_IN_FLIGHT"])
-    return MoneySettings(budget, budget_source, period, period_source, floor, floor_source, wait,
-                         budget_usd, budget_usd_source, scope, scope_source)
-
-
-class SettingsStore:
-    """The money settings made in ComfyUI, kept in a small JSON file so they hold from start-up."""
-
-    KEYS = ("credit_budget", "budget_period", "balance_floor", "budget_usd", "budget_scope")
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def load(self) -> dict[str, Any]:
-        """The kept settings ({} without a file); ``ConfigError`` for a file that cannot be read as kept."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise ConfigError(f"The Flux2 LoRA settings file {self.path} cannot be read ({exc.strerror or exc}); "
-                              "fix its permissions or delete it and set the budget and floor again.") from None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ConfigError(f"The Flux2 LoRA settings file {self.path} is damaged (not a JSON object); delete it "
-                              "and set the budget and floor again in ComfyUI's settings.")
-        return {key: data.get(key) for key in self.KEYS}
-
-    def save(self, values: Mapping[str, Any]) -> None:
-        """Write ``values`` at once (a temporary file replaced in one step: never half written)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp",
-                                             encoding="utf-8") as fh:
-                json.dump({key: values.get(key) for key in self.KEYS}, fh)
-            os.replace(fh.name, self.path)
-        except OSError as exc:
-            log.warning("Flux2 LoRA settings not kept in %s (%s): they hold until ComfyUI restarts.", self.path,
-                        exc.strerror or exc)
-
-
-def settings_path(user_dir: Path) -> Path:
-    """Where the settings made in ComfyUI are kept: ``<user>/flux2_lora/settings.json``."""
-    return Path(user_dir) / "flux2_lora" / SETTINGS_FILE
 
 
 class UsageUnavailableError(BudgetExceededError):
@@ -414,11 +230,7 @@ class Money:
         self._spent_usd = 0.0
         self._holds: list[Hold] = []
         self._unreported = 0
-        self._frontend: dict[str, Any] = {key: None for key in SettingsStore.KEYS}
-        self._store: SettingsStore | None = None
-        self._store_problem: ConfigError | None = None
-        self._settings_key: tuple | None = None
-        self._settings: MoneySettings | ConfigError | None = None
+        self._stored = StoredSettings()  # the settings made in ComfyUI, kept on disk
         self._ledger: SpendingLedger | None = None
         self._last_balance: Balance | None = None
         self._balance_problem = ""
@@ -440,72 +252,16 @@ class Money:
 
     def use_user_dir(self, user_dir: Path | None) -> None:
         """Keep the settings made in ComfyUI in ``user_dir`` and apply what is kept there (once per folder)."""
-        if user_dir is None:
-            return
-        path = settings_path(user_dir)
-        with self._lock:
-            if self._store is not None and self._store.path == path:
-                return
-            self._store = SettingsStore(path)
-        self._apply_store()
+        if user_dir is not None:
+            self._stored.use_file(settings_path(user_dir))
 
     def _apply_store(self) -> None:
         """Take every setting kept on disk (another process may have set one); a bad file is kept as the problem."""
-        with self._lock:
-            store = self._store
-        if store is None:
-            return
-        try:
-            kept, problem = store.load(), None
-        except ConfigError as exc:
-            kept, problem = {}, exc
-        values: dict[str, Any] = {}
-        for key in SettingsStore.KEYS:
-            try:
-                values[key] = self._checked(key, kept.get(key))
-            except ConfigError as exc:
-                values[key] = None
-                problem = ConfigError(f"The Flux2 LoRA settings file {store.path} holds a bad value: {exc} "
-                                      "Set it again in ComfyUI's settings.")
-        with self._lock:
-            self._frontend.update(values)
-            self._store_problem = problem
-
-    @staticmethod
-    def _checked(key: str, value: Any) -> Any:
-        if value is None:
-            return None
-        if key == "credit_budget":
-            return parse_budget(str(value), "The credit budget setting")
-        if key == "budget_period":
-            return parse_period(str(value), "The budget period setting")
-        if key == "budget_usd":
-            return parse_budget_usd(str(value), "The budget in USD setting")
-        if key == "budget_scope":
-            return parse_scope(str(value), "The budget scope setting")
-        from .balance import parse_floor
-
-        return parse_floor(str(value), "The balance floor setting")
+        self._stored.reload()
 
     def _set(self, key: str, value: Any) -> None:
-        """Set one setting and keep it on disk: the file is read again and only this key changed in it, so
-        a setting another process kept meanwhile is not lost; a damaged file is replaced whole."""
-        value = self._checked(key, value)
-        with self._lock:
-            store = self._store
-        if store is None:
-            with self._lock:
-                self._frontend[key] = value
-            return
-        try:
-            kept = store.load()
-        except ConfigError:
-            kept = {}
-        kept[key] = value
-        store.save(kept)
-        self._apply_store()
-        with self._lock:
-            self._frontend[key] = value  # in force here even if the file could not be written
+        """Set one setting and keep it on disk (see ``StoredSettings.set``)."""
+        self._stored.set(key, value)
 
     @property
     def ledger(self) -> SpendingLedger | None:
@@ -515,40 +271,18 @@ class Money:
     # -- settings ---------------------------------------------------------------
 
     def settings(self, environ: Mapping[str, str] | None = None) -> MoneySettings:
-        """Every money setting in force, validated (``ConfigError`` names a bad one); re-read only on a change."""
-        env = os.environ if environ is None else environ
-        with self._lock:
-            problem = self._store_problem
-        if problem is not None:
-            self._apply_store()  # fixed or deleted meanwhile, as the error advised?
-        with self._lock:
-            frontend = dict(self._frontend)
-            problem = self._store_problem
-        if problem is not None:
-            raise problem
-        key = (tuple(sorted(frontend.items())), tuple(env.get(name) for name in _ENV_NAMES))
-        with self._lock:
-            if environ is None and key == self._settings_key and self._settings is not None:
-                cached = self._settings
-            else:
-                cached = None
-        if cached is None:
-            try:
-                cached = _read_settings(frontend, env)
-            except ConfigError as exc:
-                cached = exc
-            if environ is None:
-                with self._lock:
-                    self._settings_key, self._settings = key, cached
-        if isinstance(cached, ConfigError):
-            raise cached
-        return cached
+        """Every setting in force, validated (``ConfigError`` names a bad one a paid request depends on).
+
+        From the process's current ``Settings`` (read again only on a change), or from ``environ``.
+        """
+        stored = self._stored.values()
+        settings = current_settings(stored) if environ is None else MoneySettings.read(environ, stored)
+        return settings.check(*MONEY_NAMES)
 
     @property
     def setting(self) -> float | None:
         """The budget from the frontend setting, or None when the environment decides."""
-        with self._lock:
-            return self._frontend["credit_budget"]
+        return self._stored.get("credit_budget")
 
     def set_limit(self, limit: float | None) -> None:
         """The frontend setting: a budget in credits, or None to fall back to the environment. Kept on disk."""
@@ -556,8 +290,7 @@ class Money:
 
     @property
     def period_setting(self) -> str | None:
-        with self._lock:
-            return self._frontend["budget_period"]
+        return self._stored.get("budget_period")
 
     def set_period(self, period: str | None) -> None:
         """The frontend setting: process, day, month or all; None falls back to the environment. Kept on disk."""
@@ -565,8 +298,7 @@ class Money:
 
     @property
     def floor_setting(self) -> float | None:
-        with self._lock:
-            return self._frontend["balance_floor"]
+        return self._stored.get("balance_floor")
 
     def set_floor(self, floor: float | None) -> None:
         """The frontend setting: a floor in USD, or None to fall back to the environment. Kept on disk."""
@@ -574,8 +306,7 @@ class Money:
 
     @property
     def usd_setting(self) -> float | None:
-        with self._lock:
-            return self._frontend["budget_usd"]
+        return self._stored.get("budget_usd")
 
     def set_limit_usd(self, limit: float | str | None) -> None:
         """The frontend setting: a budget in USD (``5``, ``"$5"``), or None to fall back to the environment. Kept."""
@@ -583,8 +314,7 @@ class Money:
 
     @property
     def scope_setting(self) -> str | None:
-        with self._lock:
-            return self._frontend["budget_scope"]
+        return self._stored.get("budget_scope")
 
     def set_scope(self, scope: str | None) -> None:
         """The frontend setting: machine or key; None falls back to the environment. Kept on disk."""
@@ -1311,25 +1041,14 @@ def _refusal(settings: MoneySettings, spent: float, held: float, own: float | No
             + cached)
 
 
-_process_money: Money | None = None
-_process_money_lock = threading.Lock()
-
-
 def process_money() -> Money:
     """The money component shared by every node and route of this process (made on first use)."""
-    global _process_money
-    with _process_money_lock:
-        if _process_money is None:
-            _process_money = Money()
-        return _process_money
+    return runtime().part("money", Money)
 
 
 def reset_process_money() -> Money:
     """A fresh money component for this process (tests: what a restart does); returns it."""
-    global _process_money
-    with _process_money_lock:
-        _process_money = Money()
-        return _process_money
+    return runtime().replace("money", Money())
 
 
 __all__ = ["BUDGET_ENV", "BUDGET_USD_ENV", "PERIODS", "PERIOD_ENV", "SCOPES", "SCOPE_ENV", "USAGE_INTERVAL",

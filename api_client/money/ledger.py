@@ -37,8 +37,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import Flux2Error
+from ..runtime import settings_for
+from ..settings import LEDGER_ENV
 
-LEDGER_ENV = "FLUX2_LORA_LEDGER"
 LEDGER_NAME = "spending.sqlite3"
 BUSY_TIMEOUT = 5.0
 _SCHEMA = """
@@ -81,14 +82,12 @@ class LedgerError(Flux2Error):
 
 def default_ledger_path(user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """Where the ledger lives: env ``FLUX2_LORA_LEDGER``, else ComfyUI's user folder, else the XDG data folder."""
-    env = os.environ if environ is None else environ
-    named = env.get(LEDGER_ENV, "").strip()
-    if named:
-        return Path(named).expanduser()
+    settings = settings_for(environ)
+    if settings.ledger is not None:
+        return settings.ledger
     if user_dir is not None:
         return Path(user_dir) / "flux2_lora" / LEDGER_NAME
-    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "flux2-lora" / LEDGER_NAME
+    return settings.data_home / "flux2-lora" / LEDGER_NAME
 
 
 def period_start(period: str, now: float | None = None) -> float | None:

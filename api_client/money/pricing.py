@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.request import expected_pixels
 from ..api.service import ServiceUnavailable, finite_amount, service_get
+from ..runtime import runtime, settings_for
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
@@ -128,8 +129,7 @@ def default_pricing_path(user_dir: Path | None = None, environ: Mapping[str, str
     """The price file: in ComfyUI's user folder, else the per-user cache folder."""
     if user_dir is not None:
         return Path(user_dir) / "flux2_lora" / PRICING_FILE
-    env = os.environ if environ is None else environ
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flux2-lora" / PRICING_FILE
+    return settings_for(environ).cache_home / "flux2-lora" / PRICING_FILE
 
 
 class PriceBook:
@@ -277,17 +277,9 @@ def _pricing_of(payload: Any, model: str) -> Any:
     return None
 
 
-_books: dict[Path, PriceBook] = {}
-_books_lock = threading.Lock()
-
-
 def price_book(path: Path) -> PriceBook:
-    """One price book per file in this process."""
-    with _books_lock:
-        book = _books.get(Path(path))
-        if book is None:
-            book = _books[Path(path)] = PriceBook(Path(path))
-        return book
+    """One price book per file in this process (a part of the runtime)."""
+    return runtime().part(("price book", Path(path)), lambda: PriceBook(Path(path)))
 
 
 def run_quote(book: PriceBook, client: ApiClient | None, bodies: list[Mapping[str, Any]]) -> Quote:

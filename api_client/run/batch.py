@@ -22,6 +22,7 @@ from ..api.client import ApiClient, GenerationResponse, LazyClient
 from ..api.request import GenerationRequest
 from ..money import estimate
 from ..money.budget import CreditBudget, Hold
+from ..runtime import runtime
 from .cache import CachedResult, ResultCache, cache_key
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
 from .pools import LazyPool
@@ -62,8 +63,11 @@ class BatchResult:
 # for the cache, one after another, each within the download deadline), so the next run must never
 # queue behind it. One run uses at most 4 POSTs and 16 downloads; this cap is only a safety net.
 _POOL_THREADS = 1024
-# One pool for every run: its threads are started once, not for each run (a few ms each time).
-_pool = LazyPool(_POOL_THREADS, "flux2-lora")
+
+
+def _pool() -> LazyPool:
+    """One pool for every run (a part of the runtime): its threads are started once, not for each run."""
+    return runtime().part("pool batch", lambda: LazyPool(_POOL_THREADS, "flux2-lora"))
 
 
 def run_batch(
@@ -103,7 +107,7 @@ def run_batch(
     result.image_urls = [None] * result.requested
     events: queue.SimpleQueue = queue.SimpleQueue()
     listeners = [Listener(k, offsets[k], sink, events, is_cancelled) for k in range(len(requests))]
-    executor = _pool.get()
+    executor = _pool().get()
     listening: dict[int, SharedRequest] = {}
     started: set[int] = set()
     hits: dict[int, CachedResult] = {}

@@ -32,29 +32,31 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
 from ..images.decode import sniff_format
+from ..runtime import current_settings, runtime
+from ..settings import (
+    CACHE_NAMES,
+    DEFAULT_CACHE_MAX_BYTES,
+    Settings,
+    parse_size,  # noqa: F401 - re-exported: the cache size is read here
+)
+from .pools import LazyPool
 
 log = logging.getLogger("flux2_lora")
 
-CACHE_SWITCH_ENV = "FLUX2_LORA_CACHE"
-CACHE_DIR_ENV = "FLUX2_LORA_CACHE_DIR"
-CACHE_MAX_BYTES_ENV = "FLUX2_LORA_CACHE_MAX_BYTES"
-DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_MAX_BYTES = DEFAULT_CACHE_MAX_BYTES
 LAYOUT = "v1"
 MANIFEST = "manifest.json"
 _MANIFEST_MAX_BYTES = 64 * 1024
 _STALE_TEMP_SECONDS = 3600.0
-_OFF_WORDS = {"0", "false", "no", "off"}
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _FILE_NAME = re.compile(r"^[0-9]{1,2}\.(png|jpg|webp|bin)$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
 def cache_key(base_url: str, body: Mapping[str, Any]) -> str:
@@ -64,19 +66,9 @@ def cache_key(base_url: str, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def parse_size(text: str, name: str = CACHE_MAX_BYTES_ENV) -> int:
-    """Bytes from ``2147483648``, ``500M``, ``2G`` or ``1.5GiB`` (binary units)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ConfigError(f"{name} must be a size in bytes, such as 2147483648, 500M or 2G; got {text!r}.")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
-
-
-def default_cache_folder(environ: Mapping[str, str] | None = None) -> Path:
+def default_cache_folder(settings: Settings | None = None) -> Path:
     """The per-user cache folder outside ComfyUI: ``$XDG_CACHE_HOME/flux2-lora`` (``~/.cache/...``)."""
-    env = os.environ if environ is None else environ
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flux2-lora"
+    return (settings or current_settings()).cache_home / "flux2-lora"
 
 
 def open_result_cache(default_folder: Path | None = None,
@@ -86,16 +78,13 @@ def open_result_cache(default_folder: Path | None = None,
     Folder: env ``FLUX2_LORA_CACHE_DIR``, else ``default_folder`` (ComfyUI's user
     folder, passed in by the nodes), else the per-user cache folder. Size limit:
     env ``FLUX2_LORA_CACHE_MAX_BYTES`` (default 2 GiB). ``FLUX2_LORA_CACHE=0``
-    (or false/no/off) switches the cache off.
+    (or false/no/off) switches the cache off. ``environ``: read these instead of the process's settings.
     """
-    env = os.environ if environ is None else environ
-    if env.get(CACHE_SWITCH_ENV, "").strip().lower() in _OFF_WORDS:
+    settings = current_settings() if environ is None else Settings.read(environ)
+    if not settings.cache_on:
         return None
-    raw_size = env.get(CACHE_MAX_BYTES_ENV, "").strip()
-    max_bytes = parse_size(raw_size) if raw_size else DEFAULT_MAX_BYTES
-    chosen = env.get(CACHE_DIR_ENV, "").strip()
-    folder = Path(chosen).expanduser() if chosen else default_folder or default_cache_folder(env)
-    return ResultCache(folder, max_bytes)
+    settings.check(*CACHE_NAMES)
+    return ResultCache(settings.cache_dir or default_folder or default_cache_folder(settings), settings.cache_max_bytes)
 
 
 @dataclass(frozen=True)
@@ -106,35 +95,41 @@ class CachedResult:
     credits_used: float | None
 
 
-# Saving happens on one background thread, after the node has its pictures: the
-# files, checksums and eviction scan then cost the user no wall time. The thread
-# is not a daemon, so Python finishes queued saves before the process exits.
-_writer: ThreadPoolExecutor | None = None
-_pending: dict[Path, Future] = {}
-_pending_lock = threading.Lock()
+class _Saves:
+    """Saving happens on one background thread, after the node has its pictures: the files, checksums
+    and eviction scan then cost the user no wall time. The thread is not a daemon, so Python finishes
+    queued saves before the process exits. One per process (a part of the runtime)."""
+
+    def __init__(self) -> None:
+        self.writer = LazyPool(1, "flux2-lora-cache")
+        self.lock = threading.Lock()
+        self.pending: dict[Path, Future] = {}
+
+
+def _saves() -> _Saves:
+    return runtime().part("cache saves", _Saves)
 
 
 def _save_in_background(entry: Path, save: Any) -> Future:
-    global _writer
-    with _pending_lock:
-        if _writer is None:
-            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flux2-lora-cache")
-        future = _writer.submit(save)
-        _pending[entry] = future
-    future.add_done_callback(lambda done: _forget(entry, done))
+    saves = _saves()
+    with saves.lock:
+        future = saves.writer.get().submit(save)
+        saves.pending[entry] = future
+    future.add_done_callback(lambda done: _forget(saves, entry, done))
     return future
 
 
-def _forget(entry: Path, done: Future) -> None:
-    with _pending_lock:
-        if _pending.get(entry) is done:
-            del _pending[entry]
+def _forget(saves: _Saves, entry: Path, done: Future) -> None:
+    with saves.lock:
+        if saves.pending.get(entry) is done:
+            del saves.pending[entry]
 
 
 def wait_for_pending_saves(entry: Path | None = None, timeout: float | None = 60.0) -> None:
     """Wait until background saves (of ``entry``, or all of them) are on disk."""
-    with _pending_lock:
-        futures = [f for path, f in _pending.items() if entry is None or path == entry]
+    saves = _saves()
+    with saves.lock:
+        futures = [f for path, f in saves.pending.items() if entry is None or path == entry]
     wait(futures, timeout=timeout)
 
 

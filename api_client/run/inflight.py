@@ -36,6 +36,7 @@ from ..errors import BilledWithoutAnswerError, Cancelled
 from ..images.decode import DecodedImage, load_image
 from ..money.budget import CreditBudget, Hold
 from ..money.estimate import learn_price
+from ..runtime import runtime
 from .cache import CachedResult, ResultCache
 
 # Decoding holds a full picture in memory; bounding it to the cores keeps the peak near the output size.
@@ -71,9 +72,19 @@ class Listener:
         return self.is_cancelled is None or not self.is_cancelled()
 
 
-# Requests in flight by (cache folder, cache key): a joined request saves where its joiners look.
-_registry: dict[tuple[str, str], SharedRequest] = {}
-_registry_lock = threading.Lock()
+class _Registry:
+    """Requests in flight by (cache folder, cache key): a joined request saves where its joiners look.
+
+    One per process (a part of the runtime). Its lock is taken before a shared request's own lock.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: dict[tuple[str, str], SharedRequest] = {}
+
+
+def _registry() -> _Registry:
+    return runtime().part("in-flight", _Registry)
 
 
 class SharedRequest:
@@ -95,6 +106,7 @@ class SharedRequest:
         self._budget = budget
         self._hold = hold
         self._executor = executor
+        self._home = _registry()  # the registry it is listed in while in flight
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         # Set while nobody listens: a POST not sent yet is then not sent (nothing billed).
@@ -184,7 +196,7 @@ class SharedRequest:
                                                 on_cleared=self._note_cleared)
             except Cancelled:
                 # Nothing was sent (or only what was surely refused). A run may have joined meanwhile.
-                with _registry_lock, self._lock:
+                with self._home.lock, self._lock:
                     if any(listener.wants() for listener in self._listeners):
                         self._send_cancel.clear()
                         continue
@@ -276,12 +288,12 @@ class SharedRequest:
     # -- the registry --------------------------------------------------------
 
     def _leave_registry(self) -> None:
-        with _registry_lock:
+        with self._home.lock:
             self._leave_registry_locked()
 
     def _leave_registry_locked(self) -> None:
-        if self._slot is not None and _registry.get(self._slot) is self:
-            del _registry[self._slot]
+        if self._slot is not None and self._home.requests.get(self._slot) is self:
+            del self._home.requests[self._slot]
 
 
 def _deliver(listener: Listener, i: int, picture: DecodedImage) -> None:
@@ -305,8 +317,9 @@ def decode_for(listener: Listener, i: int, data: bytes) -> None:
 
 def join(cache: ResultCache, key: str, listener: Listener) -> SharedRequest | None:
     """Listen to the request in flight for ``key`` (saving to ``cache``), if one is still to be answered."""
-    with _registry_lock:
-        shared = _registry.get((str(cache.root), key))
+    registry = _registry()
+    with registry.lock:
+        shared = registry.requests.get((str(cache.root), key))
         if shared is None:
             return None
         with shared._lock:
@@ -331,8 +344,9 @@ def join_or_start(make: Callable[[], SharedRequest], listener: Listener, key: st
         shared.start()
         return shared, True
     slot = (str(cache.root), key)
-    with _registry_lock:
-        shared = _registry.get(slot)
+    registry = _registry()
+    with registry.lock:
+        shared = registry.requests.get(slot)
         if shared is not None and not shared._unsent:
             with shared._lock:
                 shared._subscribe(listener)
@@ -343,7 +357,7 @@ def join_or_start(make: Callable[[], SharedRequest], listener: Listener, key: st
         if hit is not None:
             return hit, False
         shared = make()
-        _registry[slot] = shared
+        registry.requests[slot] = shared
         with shared._lock:
             shared._subscribe(listener)
     shared.start()
@@ -359,8 +373,9 @@ def wait_for_background_work(cache: ResultCache | None = None, timeout: float = 
     deadline = time.monotonic() + timeout
     root = str(cache.root) if cache is not None else None
     while True:
-        with _registry_lock:
-            if not any(root is None or slot[0] == root for slot in _registry):
+        registry = _registry()
+        with registry.lock:
+            if not any(root is None or slot[0] == root for slot in registry.requests):
                 return True
         if time.monotonic() >= deadline:
             return False

@@ -19,37 +19,21 @@ request asks for a slot, so a change applies from the next request on.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import Cancelled, ConfigError
+from ..errors import Cancelled
+from ..runtime import current_settings, runtime
+from ..settings import DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_ENV, parse_max_in_flight
 
-MAX_IN_FLIGHT_ENV = "FLUX2_LORA_MAX_IN_FLIGHT"
-DEFAULT_MAX_IN_FLIGHT = 8
 # How often a waiting request looks at its cancel event; Cancel must end a wait within a fraction of a second.
 _CANCEL_POLL = 0.05
 # How long a cancelled request keeps its slot: every node of a cancelled prompt checks for Cancel
 # every 0.05 s, so by then the requests still queued behind it have all given up their turn.
 CANCELLED_GRACE = 0.5
-
-
-def parse_max_in_flight(raw: str) -> int:
-    """The cap from its environment variable's text (empty: the default)."""
-    text = raw.strip()
-    if not text:
-        return DEFAULT_MAX_IN_FLIGHT
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{MAX_IN_FLIGHT_ENV} must be a whole number of requests, 1 or more; got {raw!r}. "
-                          f"Unset it for the default of {DEFAULT_MAX_IN_FLIGHT}.")
-    return value
 
 
 class RequestSlots:
@@ -134,17 +118,14 @@ class RequestSlots:
             self.release(ticket)
 
 
-_process_slots: RequestSlots | None = None
-_process_slots_lock = threading.Lock()
-
-
 def request_slots() -> RequestSlots:
     """The cap shared by every request of this process (env FLUX2_LORA_MAX_IN_FLIGHT, default 8)."""
-    global _process_slots
-    limit = parse_max_in_flight(os.environ.get(MAX_IN_FLIGHT_ENV, ""))
-    with _process_slots_lock:
-        if _process_slots is None:
-            _process_slots = RequestSlots(limit)
-        elif _process_slots.limit != limit:
-            _process_slots.set_limit(limit)
-        return _process_slots
+    limit = current_settings().check(MAX_IN_FLIGHT_ENV).max_in_flight
+    slots = runtime().part("request slots", lambda: RequestSlots(limit))
+    if slots.limit != limit:
+        slots.set_limit(limit)
+    return slots
+
+
+__all__ = ["CANCELLED_GRACE", "DEFAULT_MAX_IN_FLIGHT", "MAX_IN_FLIGHT_ENV", "RequestSlots", "parse_max_in_flight",
+           "request_slots"]

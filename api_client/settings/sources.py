@@ -1,5 +1,7 @@
 """Where the API key and base URL come from, using the official AI/ML API SDK's names.
 
+Every function here reads the environment it is given; ``api_client.settings`` gives the process's.
+
 Key: env ``AIML_API_KEY``, then ``AIMLAPI_API_KEY``, then a key file the user
 owns (``~/.config/aimlapi/api_key``, or one the caller adds, such as the file the
 ComfyUI settings dialog writes). Base URL: env ``AIML_API_BASE``, then
@@ -21,19 +23,18 @@ from urllib.parse import urlsplit
 
 import certifi
 
-from .errors import ConfigError, shown_url
+from ..errors import ConfigError, shown_url
 
 KEY_ENV_VARS = ("AIML_API_KEY", "AIMLAPI_API_KEY")
 BASE_ENV_VARS = ("AIML_API_BASE", "AIMLAPI_API_BASE")
 # requests itself honours REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE; SSL_CERT_FILE is OpenSSL's name.
 CA_BUNDLE_ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
-PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_DIR = Path(__file__).resolve().parents[2]
 
 
-def default_key_file(environ: Mapping[str, str] | None = None) -> Path:
+def default_key_file(env: Mapping[str, str]) -> Path:
     """The per-user key file: ``$XDG_CONFIG_HOME/aimlapi/api_key`` (``~/.config/...``)."""
-    env = os.environ if environ is None else environ
     config_home = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config_home) / "aimlapi" / "api_key"
 
@@ -111,13 +112,8 @@ def _checked_key(value: str, source: str) -> ApiKey:
     return ApiKey(value, source)
 
 
-def resolve_api_key(
-    environ: Mapping[str, str] | None = None,
-    extra_key_files: Iterable[Path] = (),
-    hint: str = "",
-) -> ApiKey:
-    """Find the API key; the error for a missing key names every place looked."""
-    env = os.environ if environ is None else environ
+def resolve_api_key(env: Mapping[str, str], extra_key_files: Iterable[Path] = (), hint: str = "") -> ApiKey:
+    """Find the API key in ``env`` and the key files; the error for a missing key names every place looked."""
     for name in KEY_ENV_VARS:
         value = env.get(name, "").strip()
         if value:
@@ -200,22 +196,20 @@ def check_url_scheme(url: str, what: str, *secrets: str | None) -> None:
     raise ConfigError(f"Refusing {what} {shown_url(url, *secrets)!r}: {rule}.")
 
 
-def resolve_base_url(environ: Mapping[str, str] | None = None) -> str:
-    """The API base URL without a trailing slash, checked for a safe scheme."""
-    env = os.environ if environ is None else environ
+def resolve_base_url(env: Mapping[str, str]) -> str:
+    """The API base URL from ``env`` without a trailing slash, checked for a safe scheme."""
     name, base = next(((n, env[n].strip()) for n in BASE_ENV_VARS if env.get(n, "").strip()), (None, DEFAULT_BASE_URL))
     what = f"the base URL from {name}" if name else "the base URL"
     check_url_scheme(base, what)  # also refuses a user name or password in it
     return base.rstrip("/")
 
 
-def resolve_ca_bundle(environ: Mapping[str, str] | None = None) -> str:
+def resolve_ca_bundle(env: Mapping[str, str]) -> str:
     """The certificates TLS is verified against: a bundle named in the environment, else certifi's.
 
     A corporate proxy that re-signs TLS needs its root certificate in such a bundle.
     A named file that does not exist is an error here, not a puzzling one later.
     """
-    env = os.environ if environ is None else environ
     for name in CA_BUNDLE_ENV_VARS:
         value = env.get(name, "").strip()
         if value:

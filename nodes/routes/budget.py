@@ -3,7 +3,7 @@
 The frontend setting "Credit budget" (web/js/flux2_lora.js) posts its value here when
 it changes and once at start-up; the pack keeps every value set here on disk (in
 ComfyUI's user folder), so it holds from the next start-up before any page connects. The logic
-lives in api_client/money/budget.py; these handlers only move bytes in and JSON out, the work itself
+lives in api_client/panel/budget.py; these handlers only move bytes in and JSON out, the work itself
 done on the pack's settings worker (key_routes.RouteWorker), never on ComfyUI's event loop.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...api_client.money.budget import budget_get_answer, budget_post_answer
+from ...api_client.panel.budget import budget_get_answer, budget_post_answer
 from ..comfy_hooks import comfy_money
 from .key import add_pack_route, answer_off_loop, read_body, settings_worker
 

@@ -103,7 +103,7 @@ def test_damaged_settings_file_stays_blocking_after_setting_again(pack, standin,
 
 # E. Two ComfyUI processes sharing the user folder: one's setting change wipes the other's kept setting.
 def test_second_process_overwrites_kept_floor(pack, tmp_path):
-    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.core"]
+    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.component"]
     a, b = money_mod.Money(), money_mod.Money()
     a.use_user_dir(tmp_path)
     b.use_user_dir(tmp_path)          # both started before either setting was made
@@ -280,7 +280,7 @@ def test_orphan_whose_row_is_past_five_pages_never_ends(pack, standin, monkeypat
 
 # N. A hold whose drop failed (the ledger locked for longer than its busy timeout) counted until a restart.
 def test_a_hold_whose_drop_failed_ends_with_the_next_write(pack, tmp_path):
-    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.core"]
+    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.component"]
     money = money_mod.Money()
     path = tmp_path / "ledger.sqlite3"
     money.use_ledger(path)

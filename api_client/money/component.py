@@ -275,15 +275,6 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
         with self._lock:
             return self._spent_usd
 
-    def spent_usd_in(self, period: str) -> float:
-        """USD spent in ``period`` on this machine: this process's count, or the ledger's (``LedgerError``)."""
-        if period == "process":
-            return self.spent_usd
-        ledger = self.ledger
-        if ledger is None:
-            raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
-        return ledger.total_usd(period_start(period))
-
     @property
     def held(self) -> float:
         """Credits held by this process's requests in flight (unknown estimates count 0 here)."""
@@ -309,13 +300,6 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
         if ledger is None:
             raise LedgerError(f"A budget per {period} needs the spending ledger, which is not set up here.")
         return ledger.total(period_start(period))
-
-    def reset_spent(self) -> None:
-        """Start this process's count from zero (requests in flight keep their holds)."""
-        with self._lock:
-            self._spent = 0.0
-            self._spent_usd = 0.0
-            self._unreported = 0
 
     # -- the balance --------------------------------------------------------------------
 

@@ -14,12 +14,15 @@ Every paid request goes through one ``Money`` object per process (``process_mone
    estimates come from the documented price (``preflight.RunMoney.before_send``), USD costs from
    ``x-aimlapi-usd-spent`` (the ledger's ``usd`` column). Scope ``machine`` counts this machine's
    ledger; ``key`` what ``GET /v2/usage`` says the whole key spent (``key_usage``).
-Refusals are worded in ``refusals``; amounts in ``texts``.
+Refusals are worded in ``refusals``; amounts in ``texts``. ``Money`` is one class made of the
+parts those modules define (``Admission``, ``HoldBook``, ``Recovery``, ``KeyUsageBook``): they
+share its state and its locks, which are made here, in ``__init__``.
 
 Lock discipline: ``_admission`` (one admission at a time; waited for with Cancel) is taken
 before ``_lock`` (the in-memory state: holds, spent, settings, balance); neither is held
 across a network call except ``_admission``, which serialises a run's balance read with its
 holds so that two runs can never both spend the same room above the floor. The ledger
+has its own short lock for its pending writes and is never called with ``_lock`` held.
 """
 
 from __future__ import annotations

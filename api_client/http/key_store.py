@@ -1,7 +1,7 @@
-"""Saving the API key from ComfyUI's settings: the logic behind the pack's key route.
+"""Saving the API key from ComfyUI's settings: the key file behind the pack's key route.
 
-Plain functions with no aiohttp and no ComfyUI, so the route's behaviour is tested
-directly; the route's handlers only pass the request body in and the answer out.
+Plain functions with no aiohttp and no ComfyUI; the route's answers are built in
+``panel/key.py`` and its handlers only pass the request body in and the answer out.
 The key file is written atomically with mode 0600 from the start, and no answer
 ever contains the key: only whether one is set, its last four characters and
 where it is read from (environment variables still come first).
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..panel.route_input import Answer, RouteInputError, parse_json_object
+from ..panel.route_input import RouteInputError
 from ..settings import KEY_ENV_VARS, environment, resolve_api_key
 
 KEY_MIN_CHARS = 16
@@ -138,34 +138,3 @@ def key_status(path: Path, environ: Mapping[str, str] | None = None) -> dict[str
     else:
         status["message"] = f"Using the {key.source}. A key saved here would take precedence over it."
     return status
-
-
-def key_get_answer(path: Path, environ: Mapping[str, str] | None = None) -> Answer:
-    """The answer to GET: the key's status. Reads only."""
-    return 200, key_status(path, environ)
-
-
-def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    data = parse_json_object(body, content_type, ("key", "clear"), '{"key": "..."} or {"clear": true}', "the key")
-    if ("key" in data) == ("clear" in data):
-        raise KeyInputError('Send either {"key": "..."} to save a key or {"clear": true} to remove it.')
-    if "clear" in data and data["clear"] is not True:
-        raise KeyInputError('"clear" must be true.')
-    return data
-
-
-def key_post_answer(body: bytes, content_type: str, path: Path,
-                    environ: Mapping[str, str] | None = None) -> Answer:
-    """The answer to POST: save or clear the key, then report its status. The only state change."""
-    try:
-        data = _parse_body(body, content_type)
-        if data.get("clear"):
-            removed = delete_key(path)
-            return 200, {**key_status(path, environ), "changed": removed}
-        save_key(path, check_new_key(data["key"]))
-    except RouteInputError as exc:
-        return exc.status, {"error": str(exc), **key_status(path, environ)}
-    except OSError as exc:
-        return 500, {"error": f"Could not save the key in {path.parent}: {exc.strerror}.",
-                     **key_status(path, environ)}
-    return 200, {**key_status(path, environ), "changed": True}

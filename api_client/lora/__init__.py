@@ -4,7 +4,8 @@
 - ``rule``: the decision rule (which model a LoRA was made for), pure;
 - ``remote``: Range GETs with hard caps and Hugging Face names, anonymously, under the pack's URL rules;
 - ``cache``: verdicts kept on disk per path; ``switch``: the off switch (setting and environment);
-- ``check``: ``check_loras``, the entry point; ``panel``: the Adapter node's line for the frontend's route.
+- ``check``: ``check_loras``, the entry point. The Adapter node's line for the frontend's route is
+  ``panel/lora.py`` (the route answers live in ``api_client/panel``).
 
 Nothing here imports torch or ComfyUI; the HTTP stack loads with ``check`` and ``remote``, on first use.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 _LAZY = {
     "LoraCheck": "check", "LoraRefusedError": "check", "check_loras": "check", "refuse_if_needed": "check",
-    "refusal_message": "check", "lora_check_answer": "panel", "classify": "rule", "check_enabled": "switch",
+    "refusal_message": "check", "classify": "rule", "check_enabled": "switch",
 }
 
 

@@ -16,12 +16,13 @@ rather than guess (see budget.py).
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..amounts import valid_amount
 from ..api.request import expected_pixels
+from .pricing import started_megapixels
 
 _rates: dict[str, float] = {}
 _rates_lock = threading.Lock()
@@ -36,7 +37,7 @@ def _megapixel_pictures(body: Mapping[str, Any]) -> float | None:
         return None
     if count <= 0 or width <= 0 or height <= 0:
         return None
-    return count * math.ceil(width * height / 2**20)
+    return count * started_megapixels(width, height)
 
 
 _price_list: Callable[[Mapping[str, Any]], float | None] | None = None
@@ -68,7 +69,7 @@ def estimate_credits(body: Mapping[str, Any]) -> float | None:
 def learn_price(body: Mapping[str, Any], credits_used: float | None) -> None:
     """Remember the rate a billed answer showed for ``body``'s model (the highest one seen wins)."""
     units = _megapixel_pictures(body)
-    if units is None or credits_used is None or not math.isfinite(credits_used) or credits_used <= 0:
+    if units is None or not valid_amount(credits_used) or credits_used <= 0:  # type: ignore[operator]
         return
     model = str(body.get("model"))
     with _rates_lock:

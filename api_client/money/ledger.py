@@ -12,7 +12,7 @@ Two tables: ``spend`` (what was billed) and ``holds`` (requests admitted and not
 yet, each at its estimated cost). A hold is written before its POST is sent and replaced
 by its cost, in one transaction, when the answer (or the usage logs) says what it cost;
 so a process that dies mid-request leaves its hold counting, and the next process asks
-the usage logs about it (``money.py``). ``admit`` checks the budget and writes the holds
+the usage logs about it (``recovery.py``). ``admit`` checks the budget and writes the holds
 in one exclusive transaction, so two processes can never both take the last credits.
 
 The schema is made on every open (it costs nothing when it is there), so a file replaced

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..amounts import valid_amount
 from ..api.request import expected_pixels
 from ..api.service import ServiceUnavailable, finite_amount, service_get
 from ..runtime import runtime, settings_for
@@ -64,8 +65,13 @@ class Quote:
 
 def _number(value: Any) -> float | None:
     """A price, rate or count of 0 or more, or None (not a number, NaN, 400 digits, negative)."""
-    amount = finite_amount(value)
-    return amount if amount is not None and amount >= 0 else None
+    number = finite_amount(value)
+    return number if valid_amount(number) else None
+
+
+def started_megapixels(width: int, height: int) -> int:
+    """Whole megapixels of 2**20 pixels one picture is priced at, each one started counting whole."""
+    return math.ceil(width * height / MEGAPIXEL)
 
 
 def _shown(value: Any) -> str:
@@ -83,7 +89,7 @@ def _rate(entry: Mapping[str, Any], num_images: int, width: int, height: int) ->
     if unit in _PICTURE_UNITS:
         count = float(num_images)
     elif unit in _MEGAPIXEL_UNITS:
-        count = float(num_images * math.ceil(width * height / MEGAPIXEL))
+        count = float(num_images * started_megapixels(width, height))
     else:
         return None, f"the price is per {unit or 'an unnamed unit'}, which this pack cannot count ahead"
     return price / per * count, ""
@@ -295,57 +301,3 @@ def run_quote(book: PriceBook, client: ApiClient | None, bodies: list[Mapping[st
             else None
         note = quote.note
     return Quote(usd_total, credits_total, note)
-
-
-def _whole(query: Mapping[str, str], name: str, low: int, high: int, default: int | None = None) -> int:
-    raw = query.get(name, "")
-    if not raw and default is not None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}; got {raw[:20]!r}.") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}; got {value}.")
-    return value
-
-
-def price_query_answer(book: PriceBook, client: ApiClient | None, query: Mapping[str, str]) -> tuple[int, dict]:
-    """The answer to GET /flux2_lora/price?model=generate|edit&num_images=N&preset=P (or &width=W&height=H).
-
-    The price of the requests a node with these settings would send, in USD and (once the
-    rate is known) credits, and a line of text for the node. Never an error for a missing price.
-    """
-    from ..api.limits import LIMITS, MODEL_EDIT, MODEL_GENERATE, NODE_IMAGES_MAX, PRESET_PIXELS
-
-    model = {"generate": MODEL_GENERATE, "edit": MODEL_EDIT}.get(query.get("model", "generate"))
-    try:
-        if model is None:
-            raise ValueError("model must be generate or edit.")
-        num_images = _whole(query, "num_images", 1, NODE_IMAGES_MAX, 1)
-        preset = query.get("preset", "")
-        if preset and preset != "custom":
-            if preset not in PRESET_PIXELS:
-                raise ValueError(f"preset must be one of {', '.join(PRESET_PIXELS)}; got {preset[:40]!r}.")
-            image_size: Any = preset
-        elif query.get("width") or query.get("height"):
-            low, high = LIMITS.size_range
-            image_size = {"width": _whole(query, "width", low, high), "height": _whole(query, "height", low, high)}
-        else:
-            image_size = None  # not connected: the API default
-    except ValueError as exc:
-        return 400, {"error": str(exc)}
-    per_request = LIMITS.images_per_request_max
-    bodies = [{"model": model, "num_images": min(per_request, num_images - start), "image_size": image_size}
-              for start in range(0, num_images, per_request)]
-    quote = run_quote(book, client, bodies)
-    width, height = expected_pixels(image_size)
-    what = f"{num_images} picture{'s' if num_images != 1 else ''} {width}x{height}"
-    if quote.usd is None:
-        text = quote.note
-    else:
-        credits = f" ({quote.credits:,.0f} credits)" if quote.credits is not None else ""
-        from .balance import usd_text
-
-        text = f"Price: ~{usd_text(quote.usd)}{credits} for {what}"
-    return 200, {**quote.to_json(), "text": text, "pictures": num_images, "width": width, "height": height}

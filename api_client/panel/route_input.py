@@ -1,6 +1,6 @@
 """The request bodies of the pack's routes in ComfyUI's server: small JSON objects, checked.
 
-Shared by the key route (key_store.py) and the budget route (budget.py): JSON only
+Shared by the key, budget, balance and LoRA-setting routes (panel/key.py, panel/budget.py, ...): JSON only
 (which also keeps plain cross-site form posts out), a size limit, an object with
 known fields. Errors carry the HTTP status to answer with.
 """

@@ -12,6 +12,7 @@ import math
 import re
 from pathlib import Path
 
+from ..amounts import valid_amount
 from ..errors import ConfigError
 
 # Words meaning "none" for a budget or a floor.
@@ -19,11 +20,6 @@ NONE_WORDS = frozenset({"", "none", "off"})
 OFF_WORDS = frozenset({"0", "false", "no", "off"})
 ON_WORDS = frozenset({"1", "true", "yes", "on"})
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-
-
-def valid_amount(value: float | None) -> bool:
-    """Whether ``value`` is a finite amount of 0 or more (anything else is unknown, never free)."""
-    return value is not None and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def parse_amount(raw: str, name: str, refusal: str, *, dollar: bool = False, grouping: bool = False) -> float | None:

@@ -4,7 +4,7 @@ The frontend settings "Credit budget" (web/js/credits.js), "Budget period", "Bud
 and "Budget scope" (web/js/money_settings.js) post their values here when they change and
 once at start-up; the pack keeps every value set here on disk (in
 ComfyUI's user folder), so it holds from the next start-up before any page connects. The logic
-lives in api_client/money/budget.py; these handlers only move bytes in and JSON out, the work itself
+lives in api_client/panel/budget.py; these handlers only move bytes in and JSON out, the work itself
 done on the pack's settings worker (key_routes.RouteWorker), never on ComfyUI's event loop.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...api_client.money.budget import budget_get_answer, budget_post_answer
+from ...api_client.panel.budget import budget_get_answer, budget_post_answer
 from ..comfy_hooks import comfy_money
 from .key import add_pack_route, answer_off_loop, read_body, settings_worker
 

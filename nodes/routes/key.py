@@ -2,7 +2,8 @@
 
 The settings panel of the frontend extension (web/js/key_setup.js) uses it to save
 the key into ComfyUI's user folder without editing files or restarting. The logic
-lives in api_client/http/key_store.py; these handlers only move bytes in and JSON out.
+lives in api_client/panel/key.py (the key file in api_client/http/key_store.py); these
+handlers only move bytes in and JSON out.
 Registered only inside ComfyUI (when its PromptServer exists); elsewhere nothing happens.
 ``add_pack_route``, ``read_body``, ``json_answer`` and ``RouteWorker`` serve the pack's other
 routes too.
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ...api_client.http.key_store import key_get_answer, key_post_answer
+from ...api_client.panel.key import key_get_answer, key_post_answer
 from ...api_client.panel.route_input import MAX_BODY_BYTES
 from ..comfy_hooks import comfy_key_files, comfy_prompt_server
 

@@ -1,7 +1,7 @@
 """The LoRA check's routes in ComfyUI's server.
 
 - GET /flux2_lora/lora_check?path=... answers the Adapter node's line for that path (web/js/lora_check.js),
-  from api_client/lora/panel.py; the check's HTTP reads run on a route worker of their own
+  from api_client/panel/lora.py; the check's HTTP reads run on a route worker of their own
   (key_routes.RouteWorker), never on ComfyUI's event loop (and never in the pool the nodes' runs use).
 - GET /flux2_lora/lora_check/setting and POST {"check_loras": "on" | "off" | null}: the setting
   "Check LoRAs before sending", kept in ComfyUI's user folder (api_client/lora/switch.py).
@@ -21,7 +21,7 @@ _line_worker = RouteWorker("lora-route", threads=2)
 
 def lora_line_answer(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """The Adapter node's line for ``query["path"]`` (blocking: reads the header unless cached)."""
-    from ...api_client.lora.panel import lora_check_answer
+    from ...api_client.panel.lora import lora_check_answer
 
     return lora_check_answer(query, folder=pack_folder())
 

@@ -5,7 +5,7 @@
 - GET /flux2_lora/price?model=generate|edit&num_images=N&preset=P (or width/height) answers
   what a node with those settings would cost (the price line on Generate and Edit).
 
-The logic lives in api_client/money/balance.py and pricing.py. The blocking GETs to the API run on
+The answers live in api_client/panel/balance.py and price.py. The blocking GETs to the API run on
 small thread pools of the pack's own, one per route (key_routes.RouteWorker), never on the
 event loop's default executor: ComfyUI's server never waits on the API, and a slow balance
 never holds up the price. Balance calls that arrive while one is asking share its answer; a
@@ -48,7 +48,7 @@ def _client() -> Any:
 
 def balance_answer() -> tuple[int, dict[str, Any]]:
     """Ask the balance now (if a key is set) and answer the floor's status."""
-    from ...api_client.money.balance import BalanceFloor
+    from ...api_client.panel.balance import BalanceFloor
 
     floor = BalanceFloor(comfy_money())
     client = _client()
@@ -60,7 +60,8 @@ def balance_answer() -> tuple[int, dict[str, Any]]:
 
 def price_answer(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """The price of a node's current settings (from the price file; the catalogue asked at most daily)."""
-    from ...api_client.money.pricing import default_pricing_path, price_book, price_query_answer
+    from ...api_client.money.pricing import default_pricing_path, price_book
+    from ...api_client.panel.price import price_query_answer
 
     return price_query_answer(price_book(default_pricing_path(comfy_user_dir())), _client(), query)
 
@@ -76,7 +77,7 @@ def register_money_routes() -> bool:
 
     async def post_balance(request: Any) -> Any:
         # The HTTP client's modules load on first use, not while ComfyUI starts.
-        from ...api_client.money.balance import BalanceFloor, balance_post_answer
+        from ...api_client.panel.balance import BalanceFloor, balance_post_answer
 
         body = await read_body(request)
         return await answer_off_loop(settings_worker,

@@ -20,6 +20,11 @@ def store(pack):
     return sys.modules[f"{PACK_NAME}.api_client.http.key_store"]
 
 
+def key_answers():
+    """The key route's answers (api_client/panel/key.py)."""
+    return sys.modules[f"{PACK_NAME}.api_client.panel.key"]
+
+
 @pytest.fixture
 def key_file(tmp_path):
     return tmp_path / "comfy-user" / "flux2_lora" / "api_key"
@@ -33,7 +38,7 @@ def env(tmp_path):
 
 def post(store, key_file, env, data, content_type=JSON):
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return store.key_post_answer(body, content_type, key_file, env)
+    return key_answers().key_post_answer(body, content_type, key_file, env)
 
 
 def test_saving_a_key_writes_it_with_mode_0600_and_answers_only_its_last_four(store, key_file, env):
@@ -54,14 +59,14 @@ def test_saved_key_is_what_the_nodes_use_next_run(store, api, key_file, env):
 
 
 def test_status_reads_only_and_never_contains_the_key(store, key_file, env):
-    assert store.key_get_answer(key_file, env) == (200, {
+    assert key_answers().key_get_answer(key_file, env) == (200, {
         "set": False, "last4": None, "source": None, "saved": False, "env_var": None,
         "message": store.key_status(key_file, env)["message"],
     })
     assert not key_file.parent.exists()  # GET created nothing
     post(store, key_file, env, {"key": NEW_KEY})
     before = key_file.stat().st_mtime_ns
-    status, answer = store.key_get_answer(key_file, env)
+    status, answer = key_answers().key_get_answer(key_file, env)
     assert status == 200 and answer["set"] and answer["last4"] == NEW_KEY[-4:]
     assert NEW_KEY not in json.dumps(answer) and key_file.stat().st_mtime_ns == before
 

@@ -6,6 +6,7 @@ import json
 import sys
 import threading
 import time
+from importlib import import_module
 
 import pytest
 from conftest import PACK_NAME, TEST_KEY, InterruptProcessingException, aiohttp_app, generate, run_client
@@ -16,6 +17,11 @@ from api_client.standin import StandInServer
 @pytest.fixture
 def budget(pack):
     return sys.modules[f"{PACK_NAME}.api_client.money.budget"]
+
+
+def budget_panel():
+    """The budget route's answers (api_client/panel/budget.py)."""
+    return import_module(f"{PACK_NAME}.api_client.panel.budget")
 
 
 def _info(out):
@@ -218,13 +224,13 @@ ENV_BUDGET = {"FLUX2_LORA_CREDIT_BUDGET": "500000"}
 
 def post_budget(budget, tracker, data, content_type="application/json", environ=None):
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return budget.budget_post_answer(body, content_type, tracker, ENV_BUDGET if environ is None else environ)
+    return budget_panel().budget_post_answer(body, content_type, tracker, ENV_BUDGET if environ is None else environ)
 
 
 def test_setting_route_sets_the_budget_and_says_where_it_comes_from(budget):
     tracker = budget.CreditBudget()
     tracker.add(240_000)
-    status, answer = budget.budget_get_answer(tracker, ENV_BUDGET)
+    status, answer = budget_panel().budget_get_answer(tracker, ENV_BUDGET)
     assert status == 200 and tracker.setting is None  # GET changes nothing
     assert answer["budget"] == 500_000 and answer["left"] == 260_000 and answer["spent"] == 240_000
     assert answer["source"] == "environment variable FLUX2_LORA_CREDIT_BUDGET"
@@ -242,13 +248,13 @@ def test_setting_route_sets_the_budget_and_says_where_it_comes_from(budget):
 def test_setting_route_reports_no_budget_a_reached_one_and_a_bad_env_value(budget):
     tracker = budget.CreditBudget()
     tracker.add(120_000)
-    answer = budget.budget_status(tracker, {})
+    answer = budget_panel().budget_status(tracker, {})
     assert (answer["budget"], answer["left"], answer["source"]) == (None, None, None)
     assert "No credit budget" in answer["message"] and "FLUX2_LORA_CREDIT_BUDGET" in answer["message"]
     assert post_budget(budget, tracker, {"budget": 100_000})[1]["message"].endswith(
         "120,000 credits spent, reached: further requests are refused until it is raised or ComfyUI restarts.")
     tracker.set_limit(None)
-    answer = budget.budget_status(tracker, {"FLUX2_LORA_CREDIT_BUDGET": "ten"})
+    answer = budget_panel().budget_status(tracker, {"FLUX2_LORA_CREDIT_BUDGET": "ten"})
     assert answer["budget"] is None and "FLUX2_LORA_CREDIT_BUDGET must be a number" in answer["message"]
 
 

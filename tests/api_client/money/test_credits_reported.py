@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import sys
+from importlib import import_module
 
 import pytest
 from conftest import PACK_NAME, aiohttp_app, generate, run_client
@@ -84,4 +85,4 @@ def test_budget_total_ignores_values_that_are_not_finite_amounts(budget):
         tracker.add(value)
     tracker.add(5)
     assert tracker.spent == 5 and tracker.unreported == 4
-    json.dumps(budget.budget_status(tracker, {}), allow_nan=False)
+    json.dumps(import_module(f"{PACK_NAME}.api_client.panel.budget").budget_status(tracker, {}), allow_nan=False)

@@ -23,7 +23,12 @@ PRICE = 0.06  # USD of one square picture at the stand-in
 
 @pytest.fixture
 def money_mod(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.core")
+    return import_module(f"{PACK_NAME}.api_client.money.component")
+
+
+@pytest.fixture
+def usage_mod(pack):
+    return import_module(f"{PACK_NAME}.api_client.money.key_usage")
 
 
 @pytest.fixture
@@ -87,7 +92,7 @@ def test_scope_key_with_only_a_credit_budget_is_refused(money_mod, errors):
 def test_the_settings_route_checks_what_is_typed_and_keeps_it(budget_mod, money_mod, tmp_path):
     money = money_mod.Money()
     money.use_user_dir(tmp_path)
-    post = budget_mod.budget_post_answer
+    post = import_module(f"{PACK_NAME}.api_client.panel.budget").budget_post_answer
     for bad in (b'{"budget_usd": "-1"}', b'{"budget_usd": "abc"}', b'{"budget_usd": "inf"}', b'{"scope": "all"}'):
         status, answer = post(bad, "application/json", money, {})
         assert status == 400 and answer["error"], bad
@@ -156,24 +161,25 @@ def key_scope(standin, monkeypatch):
     return standin
 
 
-def test_scope_key_asks_the_usage_at_most_once_per_interval_for_every_run(pack, key_scope, monkeypatch, money_mod):
-    monkeypatch.setattr(money_mod, "USAGE_INTERVAL", 3600.0)  # no timing in the test: one figure for all runs
+def test_scope_key_asks_the_usage_at_most_once_per_interval_for_every_run(pack, key_scope, monkeypatch, usage_mod,
+                                                                           budget_mod):
+    monkeypatch.setattr(usage_mod, "USAGE_INTERVAL", 3600.0)  # no timing in the test: one figure for all runs
     monkeypatch.setenv("FLUX2_LORA_BUDGET_USD", "$0.13")
     generate(pack, seed=1, use_cache=False)
     generate(pack, seed=2, use_cache=False)  # the figure (0) + this machine's $0.06 since + $0.06 = $0.12
     refused = outcome(lambda: generate(pack, seed=3, use_cache=False))
     assert "Budget in USD reached" in str(refused) and key_scope.post_count == 2
     assert key_scope.stats()["service_get_counts"]["usage"] == 1
-    shown = money_mod.process_money().snapshot()
+    shown = budget_mod.credit_budget().snapshot()
     assert shown["usd_line"] == "Key today: $0.12 of $0.13 (all machines) · this machine: $0.12"
 
 
-def test_the_usage_is_asked_with_the_period_start_in_utc(pack, key_scope, monkeypatch, money_mod, pack_ledger):
+def test_the_usage_is_asked_with_the_period_start_in_utc(pack, key_scope, monkeypatch, budget_mod, pack_ledger):
     monkeypatch.setenv("FLUX2_LORA_BUDGET_USD", "5")
     generate(pack, use_cache=False)
     seen = [h for h in key_scope.accounts.seen_headers if "authorization" in h]
     assert seen  # the usage is read with the key
-    figure = money_mod.process_money().last_key_usage
+    figure = budget_mod.credit_budget().last_key_usage
     assert figure is not None and figure.start == pack_ledger.period_start("day")
 
 
@@ -183,20 +189,20 @@ def pack_ledger(pack):
 
 
 @pytest.mark.parametrize("mode", ["missing", "garbage", "wrong_shape", "error"])
-def test_an_unreadable_usage_refuses_paid_runs_never_free(pack, key_scope, monkeypatch, money_mod, mode):
+def test_an_unreadable_usage_refuses_paid_runs_never_free(pack, key_scope, monkeypatch, usage_mod, mode):
     monkeypatch.setenv("FLUX2_LORA_BUDGET_USD", "5")
     key_scope.configure(endpoints={"usage": mode})
     refused = outcome(lambda: generate(pack, use_cache=False))
-    assert isinstance(refused, money_mod.UsageUnavailableError)
+    assert isinstance(refused, usage_mod.UsageUnavailableError)
     text = str(refused)
     assert "GET /v2/usage" in text and "never taken as free" in text and "FLUX2_LORA_BUDGET_SCOPE" in text
     assert TEST_KEY not in text and key_scope.post_count == 0
 
 
-def test_a_usage_figure_with_no_spend_refuses(pack, key_scope, monkeypatch, money_mod):
+def test_a_usage_figure_with_no_spend_refuses(pack, key_scope, monkeypatch, usage_mod):
     monkeypatch.setenv("FLUX2_LORA_BUDGET_USD", "5")
     key_scope.queue_service_faults([{"endpoint": "usage", "answer": {"spend": "lots"}}])
-    assert isinstance(outcome(lambda: generate(pack, use_cache=False)), money_mod.UsageUnavailableError)
+    assert isinstance(outcome(lambda: generate(pack, use_cache=False)), usage_mod.UsageUnavailableError)
     assert key_scope.post_count == 0
 
 

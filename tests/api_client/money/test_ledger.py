@@ -33,6 +33,11 @@ def budget_mod(pack):
     return import_module(f"{PACK_NAME}.api_client.money.budget")
 
 
+@pytest.fixture
+def budget_panel(pack):
+    return import_module(f"{PACK_NAME}.api_client.panel.budget")
+
+
 def _ledger_path():
     return os.environ["FLUX2_LORA_LEDGER"]
 
@@ -182,7 +187,7 @@ def test_a_damaged_ledger_without_a_ledger_budget_only_warns(pack, standin, monk
 
 
 def test_a_locked_ledger_is_a_logged_warning_when_recording_and_still_counted(budget_mod, tmp_path,
-                                                                                       caplog):
+                                                                                       caplog, ledger_mod):
     tracker = budget_mod.CreditBudget()
     path = tmp_path / "locked.sqlite3"
     tracker.use_ledger(path)
@@ -200,7 +205,7 @@ def test_a_locked_ledger_is_a_logged_warning_when_recording_and_still_counted(bu
         tracker.set_period("day")
         assert tracker.spent_in("day") == 12
         # A day budget writes each hold before sending: while the file stays locked, nothing is sent.
-        with pytest.raises(budget_mod.LedgerError, match="locked"):
+        with pytest.raises(ledger_mod.LedgerError, match="locked"):
             tracker.admit([1.0])
         assert tracker.held == 0
     finally:
@@ -209,26 +214,27 @@ def test_a_locked_ledger_is_a_logged_warning_when_recording_and_still_counted(bu
     # Unlocked again: the ledger's 5 plus the 7 it could not take (written with the next write).
     assert tracker.spent_in("day") == 12
     tracker.set_limit(10)
-    with pytest.raises(budget_mod.BudgetExceededError, match="12 credits spent today"):
+    refused = import_module(f"{PACK_NAME}.api_client.errors").BudgetExceededError
+    with pytest.raises(refused, match="12 credits spent today"):
         tracker.admit([1.0])
     tracker.set_limit(100)
     tracker.release(tracker.admit([1.0])[0])
     assert tracker.spent_in("day") == 12 and tracker.ledger.total() == 12
 
 
-def test_budget_route_sets_and_reports_the_period(budget_mod, tmp_path):
+def test_budget_route_sets_and_reports_the_period(budget_mod, tmp_path, budget_panel):
     tracker = budget_mod.CreditBudget()
     tracker.use_ledger(tmp_path / "l.sqlite3")
     tracker.add(300_000, request_id="flux2-old")
     body = json.dumps({"budget": 500_000, "period": "day"}).encode()
-    status, answer = budget_mod.budget_post_answer(body, "application/json", tracker, {})
+    status, answer = budget_panel.budget_post_answer(body, "application/json", tracker, {})
     assert status == 200 and answer["period"] == "day" and answer["period_setting"] == "day"
     assert answer["message"] == ("Budget 500,000 credits per day (from the Flux2 LoRA credit budget setting): "
                                  "300,000 credits spent today, 200,000 credits left.")
-    status, answer = budget_mod.budget_post_answer(b'{"period": "week"}', "application/json", tracker, {})
+    status, answer = budget_panel.budget_post_answer(b'{"period": "week"}', "application/json", tracker, {})
     assert status == 400 and "process, day, month, all" in answer["error"]
     assert tracker.period({}) == ("day", "the Flux2 LoRA budget period setting")
-    assert budget_mod.budget_status(tracker, {"FLUX2_LORA_BUDGET_PERIOD": "month"})["period"] == "day"
+    assert budget_panel.budget_status(tracker, {"FLUX2_LORA_BUDGET_PERIOD": "month"})["period"] == "day"
     tracker.set_period(None)
     assert tracker.period({"FLUX2_LORA_BUDGET_PERIOD": "month"}) == ("month",
                                                                      "environment variable FLUX2_LORA_BUDGET_PERIOD")

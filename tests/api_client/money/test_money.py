@@ -27,6 +27,11 @@ def balance(pack):
     return import_module(f"{PACK_NAME}.api_client.money.balance")
 
 
+@pytest.fixture
+def balance_panel(pack):
+    return import_module(f"{PACK_NAME}.api_client.panel.balance")
+
+
 def _info(out):
     return json.loads(out["result"][1])
 
@@ -45,13 +50,13 @@ def test_a_balance_floor_refuses_a_run_before_sending(pack, api, standin, balanc
     assert standin.post_count == 0 and standin.accounts.balance == 0.10
 
 
-def test_a_run_that_stays_above_the_floor_runs_and_the_balance_moves(pack, standin, balance, monkeypatch):
+def test_a_run_that_stays_above_the_floor_runs_and_the_balance_moves(pack, standin, monkeypatch, balance_panel):
     standin.configure(balance=1.0)
     monkeypatch.setenv("FLUX2_LORA_BALANCE_FLOOR", "0.5")
     assert generate(pack, num_images=2)["result"][0].shape[0] == 2
     assert standin.post_count == 1 and standin.accounts.get_counts["billing"] == 1
     assert standin.accounts.balance == pytest.approx(1.0 - 0.12)
-    assert balance.balance_floor().last.usd == 1.0  # the balance asked before sending
+    assert balance_panel.balance_floor().last.usd == 1.0  # the balance asked before sending
 
 
 def test_the_floor_counts_every_request_of_a_split_batch(pack, standin, balance, monkeypatch):
@@ -94,15 +99,15 @@ def test_a_bad_floor_is_a_clear_error_before_sending(pack, api, standin, monkeyp
     assert standin.post_count == 0
 
 
-def test_the_floor_setting_overrides_the_environment(balance):
-    floor = balance.BalanceFloor()
-    status, answer = balance.balance_post_answer(b'{"floor": 2.5}', "application/json", floor,
+def test_the_floor_setting_overrides_the_environment(balance, balance_panel):
+    floor = balance_panel.BalanceFloor()
+    status, answer = balance_panel.balance_post_answer(b'{"floor": 2.5}', "application/json", floor,
                                                  {"FLUX2_LORA_BALANCE_FLOOR": "1"})
     assert status == 200 and answer["floor"] == 2.5 and answer["floor_source"] == "the Flux2 LoRA balance floor setting"
-    status, answer = balance.balance_post_answer(b'{"floor": null}', "application/json", floor,
+    status, answer = balance_panel.balance_post_answer(b'{"floor": null}', "application/json", floor,
                                                  {"FLUX2_LORA_BALANCE_FLOOR": "1"})
     assert answer["floor"] == 1 and "environment variable" in answer["floor_source"]
-    status, answer = balance.balance_post_answer(b'{"floor": -1}', "application/json", floor, {})
+    status, answer = balance_panel.balance_post_answer(b'{"floor": -1}', "application/json", floor, {})
     assert status == 400 and "0 or more" in answer["error"]
 
 

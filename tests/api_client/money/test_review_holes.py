@@ -26,11 +26,6 @@ def holds() -> list[tuple]:
         return conn.execute("SELECT request_id, at, credits, attempts FROM holds").fetchall()
 
 
-def spent_total() -> float:
-    with sqlite3.connect(ledger_path()) as conn:
-        return conn.execute("SELECT COALESCE(SUM(credits),0) FROM spend").fetchone()[0]
-
-
 # A. Price unknown: a 16-picture run is 4 requests of unknown estimate, all admitted at once.
 def test_unknown_price_batch_passes_budget_by_16_pictures(pack, standin, monkeypatch):
     monkeypatch.setenv("FLUX2_LORA_CREDIT_BUDGET", "130000")  # process period; fresh process, no price known
@@ -103,7 +98,7 @@ def test_damaged_settings_file_stays_blocking_after_setting_again(pack, standin,
 
 # E. Two ComfyUI processes sharing the user folder: one's setting change wipes the other's kept setting.
 def test_second_process_overwrites_kept_floor(pack, tmp_path):
-    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.core"]
+    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.component"]
     a, b = money_mod.Money(), money_mod.Money()
     a.use_user_dir(tmp_path)
     b.use_user_dir(tmp_path)          # both started before either setting was made
@@ -176,11 +171,6 @@ def test_hold_of_refused_attempt_never_ends_after_kill(pack, standin, monkeypatc
     left = holds()
     assert not left, (f"the hold of an attempt the API refused with 503 (never billed) still counts after its "
                       f"process died and the logs were asked: {left}; budget 'all': {describe(outcome)}")
-
-
-def _restart() -> None:
-    sys.modules[f"{PACK_NAME}.api_client.money.core"].reset_process_money()
-    sys.modules[f"{PACK_NAME}.api_client.money.estimate"].forget_prices()
 
 
 # I. One answer whose credits are unknown halves the kept credits-per-USD rate; after a restart the
@@ -280,7 +270,7 @@ def test_orphan_whose_row_is_past_five_pages_never_ends(pack, standin, monkeypat
 
 # N. A hold whose drop failed (the ledger locked for longer than its busy timeout) counted until a restart.
 def test_a_hold_whose_drop_failed_ends_with_the_next_write(pack, tmp_path):
-    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.core"]
+    money_mod = sys.modules[f"{PACK_NAME}.api_client.money.component"]
     money = money_mod.Money()
     path = tmp_path / "ledger.sqlite3"
     money.use_ledger(path)

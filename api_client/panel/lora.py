@@ -11,8 +11,8 @@ from typing import Any
 
 from ..api.request import check_lora_path
 from ..errors import ConfigError, InputError
-from .check import OFF, LoraCheck, check_loras
-from .rule import OK, UNKNOWN
+from ..lora.check import OFF, LoraCheck, check_loras
+from ..lora.rule import OK, UNKNOWN
 
 MAX_PATH_CHARS = 4096
 

@@ -7,15 +7,26 @@ What it holds (each part made on first use by the module that owns its kind, whi
   and the stored settings again only when one of them changed (a tuple comparison);
 - ``"money"``: the money component (``money.core.process_money``), which keeps the settings
   made in ComfyUI (its ``StoredSettings``);
-- ``"request slots"``: the cap on generation requests in flight (``run.request_slots``);
+- ``"request slots"``: the cap on generation requests in flight (``http.request_slots``);
 - ``"in-flight"``: the requests in flight by cache key, joined by identical runs (``run.inflight``);
 - ``"cache saves"``: the result cache's background writer and its pending saves (``run.cache``);
-- ``"pool ..."``: the thread pools (``run.pools.LazyPool``: the batch, the LoRA check, node bodies);
+- ``("pool", name)``: the thread pools (``pool(name, threads)``: the batch, the LoRA check, the
+  node bodies, the cache writer), each a ``ThreadPoolExecutor`` whose threads start with its first task;
 - ``"lora session"``: the anonymous session for LoRA hosts (``lora.remote``), and
   ``"lora cache locks"``: one lock per verdict file (``lora.cache``);
 - ``("client", base URL, key, CA bundle)``: the shared HTTP clients, one connection pool each
   (``api.client.shared_client``); ``("price book", path)`` (``money.pricing``) and
   ``("deprecations feed", path)`` (``api.lifecycle``): one per file.
+- ``"deadline watchdog"``: the one thread that ends exchanges at their deadline or Cancel
+  (``http.deadline``); ``"prices"``: the rates learned from billed answers and the price list
+  (``money.estimate``); ``("route worker", name)``: the threads of the pack's routes in ComfyUI's
+  server (``nodes/routes/common.py``).
+
+Left outside it on purpose: thread-local scopes (``http.cancel``'s Cancel scope, ``http.deadline``'s
+current deadline), which are per thread, not per process; ``http.deadline``'s owners lock, which
+guards the link between urllib3's connections and the deadline using each (it must stay one lock
+across a ``reset_runtime`` while connections are open); and the filter that redacts keys from
+urllib3's log (``http.transport``), which belongs to ``logging``'s own process-wide state.
 
 Its place: just above ``settings`` (it imports nothing else of the pack), so every layer
 can ask it for its parts without an import circle; it knows the parts by name only, and
@@ -42,6 +53,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .settings import ENV_NAMES, Settings, environment
@@ -69,6 +81,14 @@ class Runtime:
         made = make()
         with self._lock:
             return self._parts.setdefault(name, made)
+
+    def pool(self, name: str, threads: int) -> ThreadPoolExecutor:
+        """The thread pool called ``name`` (``threads`` workers, named ``flux2-<name>``), made on first use.
+
+        Making one starts no thread (a pool starts its threads with its first tasks), so a pool made
+        twice by a race and dropped costs nothing.
+        """
+        return self.part(("pool", name), lambda: ThreadPoolExecutor(threads, thread_name_prefix=f"flux2-{name}"))
 
     def replace(self, name: Hashable, value: T) -> T:
         """Put ``value`` in place of the part called ``name`` (tests: what a restart does to it)."""

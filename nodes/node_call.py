@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from ..api_client.errors import Cancelled
-from ..api_client.run.pools import LazyPool
 from ..api_client.runtime import runtime
 from .comfy_hooks import (
     RunHooks,
@@ -42,7 +42,7 @@ COROUTINE_NODES = comfy_awaits_coroutines()
 # How often the interrupt monitor looks at ComfyUI's interrupt flag and the body's progress.
 INTERRUPT_POLL = 0.05
 # Node bodies running at once; each mostly waits for HTTP. Requests beyond the process cap
-# (api_client.run.request_slots) wait inside their bodies.
+# (api_client.http.request_slots) wait inside their bodies.
 _BODY_THREADS = 32
 
 
@@ -110,9 +110,9 @@ class WorkerHooks:
             raise
 
 
-def _body_pool() -> LazyPool:
+def _body_pool() -> ThreadPoolExecutor:
     """Separate from the batch's pool (api_client.run.batch), which the bodies themselves wait on."""
-    return runtime().part("pool node bodies", lambda: LazyPool(_BODY_THREADS, "flux2-lora-node"))
+    return runtime().pool("lora-node", _BODY_THREADS)
 
 
 def _body_in_cancel_scope(body: NodeBody, node: Any, hooks: WorkerHooks, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +143,7 @@ async def run_body_off_loop(body: NodeBody, node: Any, inputs: dict[str, Any]) -
     hooks = WorkerHooks(inputs.get("unique_id"))
     # Not loop.run_in_executor's default pool: asyncio.run (ComfyUI runs each prompt in one)
     # waits for that pool's threads at exit, so an abandoned request would hold up the prompt's end.
-    work = asyncio.wrap_future(_body_pool().get().submit(_body_in_cancel_scope, body, node, hooks, inputs))
+    work = asyncio.wrap_future(_body_pool().submit(_body_in_cancel_scope, body, node, hooks, inputs))
     monitor = asyncio.ensure_future(_interrupt_monitor(hooks))
     ended = False
     try:

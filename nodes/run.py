@@ -107,7 +107,7 @@ def run_generation(requests: list[GenerationRequest], hooks: NodeHooks | None = 
     """
     # The HTTP client (requests and its dependencies) loads on the first run, not at ComfyUI start-up.
     from ..api_client.api.client import LazyClient
-    from ..api_client.api.preflight import run_money
+    from ..api_client.money.preflight import run_money
     from ..api_client.run.batch import run_batch
 
     use_cache = check_bool("use_cache", use_cache)

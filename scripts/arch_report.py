@@ -68,7 +68,7 @@ def _singleton(node: ast.stmt) -> str | None:
     names = [t.id for t in targets if isinstance(t, ast.Name) and not t.id.isupper()]
     func = node.value.func
     called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-    stateful = called[:1].isupper() or called == "local"
+    stateful = called.lstrip("_")[:1].isupper() or called == "local"
     return names[0] if names and stateful and called not in {"TypeVar", "Path", "ContextVar"} else None
 
 

@@ -32,9 +32,9 @@ from ..errors import (
 from ..http.cancel import sleep_or_cancel
 from ..http.deadline import Deadline
 from ..http.error_mapping import connection_error, error_for_status, reach_of
+from ..http.request_slots import request_slots
 from ..http.retry import Action, Decision, Outcome, Reach, RetryPolicy, may_resend, parse_retry_after
 from ..http.transport import Transport, framed, load_capped_answer
-from ..run.request_slots import request_slots
 from ..runtime import runtime
 from ..settings import ApiKey, resolve_ca_bundle
 from .answer import GenerationResponse, ImageRef, parse_generation

@@ -26,6 +26,8 @@ import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ..runtime import runtime
+
 _local = threading.local()
 _owners_lock = threading.Lock()
 # How often the watchdog looks at the cancel events of the exchanges in progress (an Event gives no notice).
@@ -52,9 +54,9 @@ class Deadline:
         self._outer = getattr(_local, "deadline", None)
         _local.deadline = self
         if self.at is not None:
-            _watchdog.add(self)
+            _watchdog().add(self)
         if self.cancel is not None:
-            _watchdog.watch_cancel(self)
+            _watchdog().watch_cancel(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -70,7 +72,7 @@ class Deadline:
         # The clock of an ``after_send`` deadline starts with the first request sent.
         if self.at is None and self.after_send is not None:
             self.at = time.monotonic() + self.after_send
-            _watchdog.add(self)
+            _watchdog().add(self)
         self._own(conn, conn.sock)
 
     def _own(self, conn: Any, sock: socket.socket | None) -> None:
@@ -155,7 +157,10 @@ class _Watchdog:
                 deadline._fire()
 
 
-_watchdog = _Watchdog()
+
+def _watchdog() -> _Watchdog:
+    """The process's deadline watchdog (a part of the runtime; its thread starts with the first deadline)."""
+    return runtime().part("deadline watchdog", _Watchdog)
 
 
 def _current() -> Deadline | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..panel.route_input import RouteInputError
+from ..route_input import RouteInputError
 from ..settings import KEY_ENV_VARS, environment, resolve_api_key
 
 KEY_MIN_CHARS = 16

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ import requests
 
 from ..errors import Cancelled, InputError, shown_url
 from ..http.deadline import Deadline
-from ..run.pools import LazyPool
 from ..runtime import runtime
 from .cache import VerdictCache, default_check_folder
 from .header import NotSafetensors, header_length, parse_header
@@ -214,8 +213,8 @@ def check_one(path: str, reader: Reader, endpoint: str | None, cache: VerdictCac
         return result
 
 
-def _pool() -> LazyPool:
-    return runtime().part("pool lora check", lambda: LazyPool(_WORKERS, "flux2-lora-check"))
+def _pool() -> ThreadPoolExecutor:
+    return runtime().pool("lora-check", _WORKERS)
 
 
 def _lora_path(item: Any) -> str:
@@ -266,7 +265,7 @@ def check_loras(loras: Sequence[Any], *, cancel: threading.Event | None = None,
             return LoraCheck(path, UNKNOWN, reason=f"no answer within {deadline_seconds:g} s")
 
     unique = list(dict.fromkeys(paths))
-    futures: dict[str, Future] = {path: _pool().get().submit(work, path) for path in unique}
+    futures: dict[str, Future] = {path: _pool().submit(work, path) for path in unique}
     results: dict[str, LoraCheck] = {}
     try:
         pending = set(futures.values())

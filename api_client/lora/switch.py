@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..panel.route_input import Answer, RouteInputError, parse_json_object
+from ..route_input import Answer, RouteInputError, parse_json_object
 from ..runtime import settings_for
 from ..settings import CHECK_LORAS_ENV, SETTINGS_FILE, SettingsStore
 from ..settings.store import LEGACY_SWITCH_FILE

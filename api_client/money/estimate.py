@@ -22,10 +22,22 @@ from typing import Any
 
 from ..amounts import valid_amount
 from ..api.request import expected_pixels
+from ..runtime import runtime
 from .pricing import started_megapixels
 
-_rates: dict[str, float] = {}
-_rates_lock = threading.Lock()
+
+class _Prices:
+    """What this process knows of the models' prices: the rates learned from billed answers (credits per
+    started megapixel and picture, by model) and the documented price list. A part of the runtime."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rates: dict[str, float] = {}
+        self.price_list: Callable[[Mapping[str, Any]], float | None] | None = None
+
+
+def _prices() -> _Prices:
+    return runtime().part("prices", _Prices)
 
 
 def _megapixel_pictures(body: Mapping[str, Any]) -> float | None:
@@ -40,13 +52,11 @@ def _megapixel_pictures(body: Mapping[str, Any]) -> float | None:
     return count * started_megapixels(width, height)
 
 
-_price_list: Callable[[Mapping[str, Any]], float | None] | None = None
-
-
 def use_price_list(estimator: Callable[[Mapping[str, Any]], float | None] | None) -> None:
     """Ask ``estimator`` (the model's documented price, ``pricing.py``) while no rate has been learned."""
-    global _price_list
-    _price_list = estimator
+    prices = _prices()
+    with prices.lock:
+        prices.price_list = estimator
 
 
 def estimate_credits(body: Mapping[str, Any]) -> float | None:
@@ -56,12 +66,13 @@ def estimate_credits(body: Mapping[str, Any]) -> float | None:
     documented price list (``use_price_list``) answers if it can.
     """
     units = _megapixel_pictures(body)
-    with _rates_lock:
-        rate = _rates.get(str(body.get("model")))
+    prices = _prices()
+    with prices.lock:
+        rate = prices.rates.get(str(body.get("model")))
+        price_list = prices.price_list
     if units is None:
         return None
     if rate is None:
-        price_list = _price_list
         return price_list(body) if price_list is not None else None
     return rate * units
 
@@ -72,11 +83,13 @@ def learn_price(body: Mapping[str, Any], credits_used: float | None) -> None:
     if units is None or not valid_amount(credits_used) or credits_used <= 0:  # type: ignore[operator]
         return
     model = str(body.get("model"))
-    with _rates_lock:
-        _rates[model] = max(_rates.get(model, 0.0), credits_used / units)
+    prices = _prices()
+    with prices.lock:
+        prices.rates[model] = max(prices.rates.get(model, 0.0), credits_used / units)
 
 
 def forget_prices() -> None:
     """Forget every learned rate (tests; a restart does the same)."""
-    with _rates_lock:
-        _rates.clear()
+    prices = _prices()
+    with prices.lock:
+        prices.rates.clear()

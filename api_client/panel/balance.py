@@ -14,8 +14,8 @@ from ..errors import ConfigError
 from ..money.balance import Balance
 from ..money.core import process_money
 from ..money.texts import usd_text
+from ..route_input import Answer, RouteInputError, parse_json_object
 from ..settings import FLOOR_ENV
-from .route_input import Answer, RouteInputError, parse_json_object
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..money.ledger import LedgerError
 from ..money.texts import WHEN, credits_text, usd_line
+from ..route_input import Answer, RouteInputError, parse_json_object
 from ..settings import BUDGET_ENV, BUDGET_USD_ENV, PERIOD_ENV, PERIODS, SCOPE_ENV, SCOPES
-from .route_input import Answer, RouteInputError, parse_json_object
 
 if TYPE_CHECKING:
     from ..money.component import Money

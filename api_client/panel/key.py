@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..http.key_store import KeyInputError, check_new_key, delete_key, key_status, save_key
-from .route_input import Answer, RouteInputError, parse_json_object
+from ..route_input import Answer, RouteInputError, parse_json_object
 
 
 def key_get_answer(path: Path, environ: Mapping[str, str] | None = None) -> Answer:

@@ -25,7 +25,6 @@ from ..money.budget import CreditBudget, Hold
 from ..runtime import runtime
 from .cache import CachedResult, ResultCache, cache_key
 from .inflight import ImageSink, Listener, SharedRequest, decode_for, join, join_or_start
-from .pools import LazyPool
 
 __all__ = ["BatchResult", "ImageSink", "run_batch"]
 
@@ -65,9 +64,9 @@ class BatchResult:
 _POOL_THREADS = 1024
 
 
-def _pool() -> LazyPool:
+def _pool() -> ThreadPoolExecutor:
     """One pool for every run (a part of the runtime): its threads are started once, not for each run."""
-    return runtime().part("pool batch", lambda: LazyPool(_POOL_THREADS, "flux2-lora"))
+    return runtime().pool("lora", _POOL_THREADS)
 
 
 def run_batch(
@@ -107,7 +106,7 @@ def run_batch(
     result.image_urls = [None] * result.requested
     events: queue.SimpleQueue = queue.SimpleQueue()
     listeners = [Listener(k, offsets[k], sink, events, is_cancelled) for k in range(len(requests))]
-    executor = _pool().get()
+    executor = _pool()
     listening: dict[int, SharedRequest] = {}
     started: set[int] = set()
     hits: dict[int, CachedResult] = {}

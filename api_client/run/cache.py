@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ from ..settings import (
     Settings,
     parse_size,  # noqa: F401 - re-exported: the cache size is read here
 )
-from .pools import LazyPool
 
 log = logging.getLogger("flux2_lora")
 
@@ -101,7 +100,7 @@ class _Saves:
     queued saves before the process exits. One per process (a part of the runtime)."""
 
     def __init__(self) -> None:
-        self.writer = LazyPool(1, "flux2-lora-cache")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="flux2-lora-cache")  # its thread starts with a save
         self.lock = threading.Lock()
         self.pending: dict[Path, Future] = {}
 
@@ -113,7 +112,7 @@ def _saves() -> _Saves:
 def _save_in_background(entry: Path, save: Any) -> Future:
     saves = _saves()
     with saves.lock:
-        future = saves.writer.get().submit(save)
+        future = saves.writer.submit(save)
         saves.pending[entry] = future
     future.add_done_callback(lambda done: _forget(saves, entry, done))
     return future

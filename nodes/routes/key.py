@@ -5,128 +5,17 @@ the key into ComfyUI's user folder without editing files or restarting. The logi
 lives in api_client/panel/key.py (the key file in api_client/http/key_store.py); these
 handlers only move bytes in and JSON out.
 Registered only inside ComfyUI (when its PromptServer exists); elsewhere nothing happens.
-``add_pack_route``, ``read_body``, ``json_answer`` and ``RouteWorker`` serve the pack's other
-routes too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ...api_client.panel.key import key_get_answer, key_post_answer
-from ...api_client.panel.route_input import MAX_BODY_BYTES
-from ..comfy_hooks import comfy_key_files, comfy_prompt_server
+from ..comfy_hooks import comfy_key_files
+from .common import add_pack_route, answer_off_loop, json_answer, read_body, settings_worker
 
 KEY_ROUTE = "/flux2_lora/key"
-_NO_STORE = {"Cache-Control": "no-store"}
-Handler = Callable[[Any], Awaitable[Any]]
-
-
-async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
-    """At most ``limit + 1`` bytes of the body: enough to tell an oversized one without reading it all."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await request.content.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def json_answer(status: int, body: dict[str, Any]) -> Any:
-    """A JSON response that browsers and proxies never cache."""
-    from aiohttp import web  # ComfyUI's server is aiohttp, already imported by now
-
-    return web.json_response(body, status=status, headers=_NO_STORE)
-
-
-class RouteBusy(Exception):
-    """A route's worker has as many calls running and waiting as it takes."""
-
-
-class RouteWorker:
-    """A few threads of the pack's own for a route's blocking work (the API, files, the ledger).
-
-    Never the event loop's default executor, which ComfyUI's server and other packs share: a
-    slow API fills only these threads, and every other route keeps answering. At most
-    ``threads`` calls run and ``waiting`` more wait; beyond that ``run`` raises ``RouteBusy`` at
-    once. Threads start on first use, not when ComfyUI imports the pack.
-    """
-
-    def __init__(self, name: str, threads: int = 2, waiting: int = 8) -> None:
-        self.name = name
-        self._threads = threads
-        self._room = threads + waiting
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._pool: ThreadPoolExecutor | None = None
-        self._shared: dict[str, Future] = {}
-
-    def _submit(self, work: Callable[..., Any], *args: Any) -> Future:
-        with self._lock:
-            if self._pending >= self._room:
-                raise RouteBusy(self.name)
-            self._pending += 1
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix=f"flux2-{self.name}")
-            pool = self._pool
-        future = pool.submit(work, *args)
-        future.add_done_callback(self._done)
-        return future
-
-    def _done(self, _: Future) -> None:
-        with self._lock:
-            self._pending -= 1
-
-    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
-        """``work(*args)`` on one of this worker's threads, awaited; ``RouteBusy`` if it is full."""
-        return await asyncio.wrap_future(self._submit(work, *args))
-
-    async def run_shared(self, key: str, work: Callable[[], Any]) -> Any:
-        """``work()`` as ``run`` does, but calls with the same ``key`` meanwhile share its one run."""
-        with self._lock:
-            future = self._shared.get(key)
-        if future is None or future.done():
-            future = self._submit(work)
-            with self._lock:
-                self._shared[key] = future
-        # Shielded: a caller that goes away does not cancel the run the others wait for.
-        return await asyncio.shield(asyncio.wrap_future(future))
-
-
-def busy_answer(worker: RouteWorker) -> Any:
-    """503: the route's worker is full (the AI/ML API is slow); the page may ask again shortly."""
-    return json_answer(503, {"error": f"Busy: earlier {worker.name} requests are still waiting for an answer; "
-                                      "try again in a moment."})
-
-
-async def answer_off_loop(worker: RouteWorker, work: Callable[..., tuple[int, dict[str, Any]]], *args: Any) -> Any:
-    """The JSON answer ``work(*args)`` gives, worked out on ``worker``'s threads (503 when it is full)."""
-    try:
-        return json_answer(*await worker.run(work, *args))
-    except RouteBusy:
-        return busy_answer(worker)
-
-
-# Local work only (the key file, the settings): quick, but kept off the event loop all the same.
-settings_worker = RouteWorker("settings", threads=2, waiting=16)
-
-
-def add_pack_route(path: str, get: Handler, post: Handler) -> bool:
-    """Add GET and POST handlers for ``path`` to ComfyUI's server; False (and nothing done) outside ComfyUI."""
-    routes = getattr(comfy_prompt_server(), "routes", None)
-    if routes is None:
-        return False
-    if not any(getattr(route, "path", None) == path for route in routes):  # else the pack was imported twice
-        routes.get(path)(get)
-        routes.post(path)(post)
-    return True
 
 
 def register_key_routes() -> bool:
@@ -140,13 +29,13 @@ def register_key_routes() -> bool:
         path = key_file()
         if path is None:
             return json_answer(503, {"error": "ComfyUI's user folder is unknown."})
-        return await answer_off_loop(settings_worker, key_get_answer, path)
+        return await answer_off_loop(settings_worker(), key_get_answer, path)
 
     async def post_key(request: Any) -> Any:
         path = key_file()
         if path is None:
             return json_answer(503, {"error": "ComfyUI's user folder is unknown."})
         body = await read_body(request)
-        return await answer_off_loop(settings_worker, key_post_answer, body, request.content_type, path)
+        return await answer_off_loop(settings_worker(), key_post_answer, body, request.content_type, path)
 
     return add_pack_route(KEY_ROUTE, get_key_status, post_key)

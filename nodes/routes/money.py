@@ -6,7 +6,7 @@
   what a node with those settings would cost (the price line on Generate and Edit).
 
 The answers live in api_client/panel/balance.py and price.py. The blocking GETs to the API run on
-small thread pools of the pack's own, one per route (key_routes.RouteWorker), never on the
+small thread pools of the pack's own, one per route (routes/common.py, RouteWorker), never on the
 event loop's default executor: ComfyUI's server never waits on the API, and a slow balance
 never holds up the price. Balance calls that arrive while one is asking share its answer; a
 route whose pool is full answers 503 at once. Each GET ends by the service client's deadline.
@@ -19,21 +19,27 @@ from typing import Any
 from ...api_client.errors import ConfigError
 from ...api_client.settings import resolve_api_key, resolve_base_url
 from ..comfy_hooks import comfy_key_files, comfy_money, comfy_user_dir
-from .key import (
+from .common import (
     RouteBusy,
-    RouteWorker,
     add_pack_route,
     answer_off_loop,
     busy_answer,
     json_answer,
     read_body,
+    route_worker,
     settings_worker,
 )
 
 BALANCE_ROUTE = "/flux2_lora/balance"
 PRICE_ROUTE = "/flux2_lora/price"
-_balance_worker = RouteWorker("balance", threads=2)
-_price_worker = RouteWorker("price", threads=2)
+
+
+def _balance_worker() -> Any:
+    return route_worker("balance")
+
+
+def _price_worker() -> Any:
+    return route_worker("price")
 
 
 def _client() -> Any:
@@ -71,21 +77,21 @@ def register_money_routes() -> bool:
 
     async def get_balance(request: Any) -> Any:
         try:
-            return json_answer(*await _balance_worker.run_shared("balance", balance_answer))
+            return json_answer(*await _balance_worker().run_shared("balance", balance_answer))
         except RouteBusy:
-            return busy_answer(_balance_worker)
+            return busy_answer(_balance_worker())
 
     async def post_balance(request: Any) -> Any:
         # The HTTP client's modules load on first use, not while ComfyUI starts.
         from ...api_client.panel.balance import BalanceFloor, balance_post_answer
 
         body = await read_body(request)
-        return await answer_off_loop(settings_worker,
+        return await answer_off_loop(settings_worker(),
                                      lambda: balance_post_answer(body, request.content_type,
                                                                  BalanceFloor(comfy_money())))
 
     async def get_price(request: Any) -> Any:
-        return await answer_off_loop(_price_worker, price_answer, dict(request.query))
+        return await answer_off_loop(_price_worker(), price_answer, dict(request.query))
 
     async def post_price(request: Any) -> Any:
         return json_answer(405, {"error": "Use GET."})

@@ -262,7 +262,7 @@ def test_a_route_whose_threads_are_all_waiting_answers_busy_at_once(money_server
     # The catalogue answers after 4 s: one price call asks, the others wait for its answer.
     standin.queue_service_faults([{"endpoint": "models", "delay": 4}])
     routes = sys.modules[f"{PACK_NAME}.nodes.routes.money"]
-    room = routes._price_worker._room  # its threads plus the calls it lets wait
+    room = routes._price_worker()._room  # its threads plus the calls it lets wait
 
     async def steps(client):
         params = {"num_images": "1", "preset": "square"}

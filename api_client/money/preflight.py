@@ -15,13 +15,13 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..money.pricing import PriceBook, Quote, quote_usd, run_quote
-from .client import LazyClient
-from .lifecycle import DeprecationFeed, ModelNotice, check_models
-from .request import expected_pixels
+from ..api.client import LazyClient
+from ..api.lifecycle import DeprecationFeed, ModelNotice, check_models
+from ..api.request import expected_pixels
+from .pricing import PriceBook, Quote, quote_usd, run_quote
 
 if TYPE_CHECKING:
-    from .client import ApiClient
+    from ..api.client import ApiClient
 
 log = logging.getLogger("flux2_lora")
 
@@ -102,9 +102,9 @@ def run_money(client: ApiClient | LazyClient, user_dir: Any = None) -> RunMoney:
 
     Also lets the credit budget estimate from the documented price before its first billed answer.
     """
-    from ..money import estimate
-    from ..money.pricing import default_pricing_path, price_book
-    from .lifecycle import default_deprecations_path, deprecation_feed
+    from ..api.lifecycle import default_deprecations_path, deprecation_feed
+    from . import estimate
+    from .pricing import default_pricing_path, price_book
 
     book = price_book(default_pricing_path(user_dir))
     estimate.use_price_list(lambda body: price_list_estimate(book, body))

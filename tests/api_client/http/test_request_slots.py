@@ -1,4 +1,4 @@
-"""The process-wide cap on generation requests in flight (api_client/run/request_slots.py)."""
+"""The process-wide cap on generation requests in flight (api_client/http/request_slots.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import PACK_NAME
 def slots_module(pack):
     import importlib
 
-    return importlib.import_module(f"{PACK_NAME}.api_client.run.request_slots")
+    return importlib.import_module(f"{PACK_NAME}.api_client.http.request_slots")
 
 
 def _waiter(slots, order, name, cancel=None, hold=0.0):

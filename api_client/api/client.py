@@ -101,12 +101,13 @@ class ApiClient(Transport):
         it was billed (``BilledWithoutAnswerError``); the ``failed`` row of this very attempt
         means nothing was billed and the request is sent again; no row in time keeps the error.
 
-        Right before each attempt is sent, ``cancel`` and ``may_send`` (False: the run that
-        wants it was cancelled) are checked in this thread, then ``on_attempt(n)`` (the money
-        component notes the attempt on disk; whatever it raises stops the send). The usage-log
+        Before each attempt is sent, ``on_attempt(n)`` (the money component notes the attempt on
+        disk; whatever it raises stops the send), then, as the last thing before the POST,
+        ``cancel`` and ``may_send`` (False: the run that wants it was cancelled) are checked in
+        this thread; an attempt noted but stopped there is reported by ``on_cleared(n)``. The usage-log
         wait is ``log_wait_seconds`` (default: env FLUX2_LORA_LOG_WAIT, read before sending).
         ``first_attempt``: the number of the first attempt (a request taken up again continues its count);
-        ``on_cleared(n)``: attempt n ended surely unbilled and will be sent again after a wait.
+        ``on_cleared(n)``: attempt n ended surely unbilled (refused, or never sent).
 
         The request first waits for one of the process's request slots
         (``request_slots``: env FLUX2_LORA_MAX_IN_FLIGHT) and holds it through its
@@ -133,10 +134,13 @@ class ApiClient(Transport):
         first_sent = time.time()
         while True:
             attempts += 1
-            if (cancel is not None and cancel.is_set()) or (may_send is not None and not may_send()):
-                raise Cancelled("Cancelled before sending.")
             if on_attempt is not None:
-                on_attempt(attempts)
+                on_attempt(attempts)  # noted (in the ledger) before the last look at Cancel, never after it
+            # The last thing before the POST: a Cancel that came while the attempt was being noted sends nothing.
+            if (cancel is not None and cancel.is_set()) or (may_send is not None and not may_send()):
+                if on_attempt is not None and on_cleared is not None:
+                    on_cleared(attempts)  # noted, never sent: it cannot have billed
+                raise Cancelled("Cancelled before sending.")
             attempt_id = attempt_request_id(request_id, attempts)
             started = time.monotonic()
             sent = self._post_once(url, body, attempt_id)

@@ -125,7 +125,10 @@ def test_generate_nodes_of_one_prompt_never_take_the_balance_below_the_floor(com
         stats = standin.stats()
         assert stats["balance"] >= 0.90, (f"the balance fell to ${stats['balance']:.2f}, below the floor of $0.90, "
                                           f"after {stats['post_count']} POSTs: {status_messages(entry)}")
-        assert stats["post_count"] == 1, status_messages(entry)
+        # One node fits above the floor. ComfyUI ends the prompt at the first node's error and cancels
+        # the others, so the admitted node's POST goes only if it left before that Cancel: one POST at
+        # the most, never after the Cancel (test_faults: a Cancel while the attempt is noted sends nothing).
+        assert stats["post_count"] <= 1, status_messages(entry)
         assert "floor" in status_messages(entry).lower()
     finally:
         wait_until_idle(standin)

@@ -308,3 +308,33 @@ def test_cancel_ends_a_stalled_download_at_once(make_client, api, standin):
     with pytest.raises(api.Cancelled):
         client.fetch_image(response.images[0], cancel)
     assert time.monotonic() - started < 4.0  # generous: the next byte alone would come at 5 s
+
+
+def test_a_cancel_that_comes_while_the_attempt_is_noted_sends_nothing(make_client, api, standin):
+    # The money component notes each attempt on disk before it is sent (a slow SQLite write on a busy
+    # machine); a Cancel that comes meanwhile must still stop the POST, and the noted attempt is cleared.
+    client = make_client()
+    cancel = threading.Event()
+    noted, cleared = [], []
+
+    def note(attempt):
+        noted.append(attempt)
+        cancel.set()  # Cancel arrives while the attempt is being written down
+
+    with pytest.raises(api.Cancelled):
+        client.generate(REQUEST_BODY, cancel, on_attempt=note, on_cleared=cleared.append)
+    assert standin.stats()["post_count"] == 0
+    assert noted == [1] and cleared == [1]
+
+
+def test_a_run_cancelled_while_its_attempt_is_noted_sends_nothing(make_client, api, standin):
+    # The same through may_send, the shared request's "does a run still want it" (read, not cleared).
+    client = make_client()
+    wanted = [True]
+
+    def note(attempt):
+        wanted[0] = False  # the only run that wanted it is cancelled now
+
+    with pytest.raises(api.Cancelled):
+        client.generate(REQUEST_BODY, may_send=lambda: wanted[0], on_attempt=note, on_cleared=lambda n: None)
+    assert standin.stats()["post_count"] == 0

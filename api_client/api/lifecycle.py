@@ -25,8 +25,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +102,8 @@ def match(model: str, entries: Any) -> ModelNotice | None:
     return None
 
 
-def default_deprecations_path(user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The feed's file: in ComfyUI's user folder, else the per-user cache folder."""
-    return kept_file_path(DEPRECATIONS_FILE, user_dir, environ)
+# The feed's file, ``default_deprecations_path(user_dir, environ)``: in ComfyUI's user folder, else the cache folder.
+default_deprecations_path = partial(kept_file_path, DEPRECATIONS_FILE)
 
 
 class DeprecationFeed:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,9 +132,8 @@ def quote_usd(pricing: Any, num_images: int, width: int, height: int, image_size
     return None, f"the price list is of a kind this pack does not know ({_shown(repr(kind))})"
 
 
-def default_pricing_path(user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The price file: in ComfyUI's user folder, else the per-user cache folder."""
-    return kept_file_path(PRICING_FILE, user_dir, environ)
+# The price file, ``default_pricing_path(user_dir, environ)``: in ComfyUI's user folder, else the cache folder.
+default_pricing_path = partial(kept_file_path, PRICING_FILE)
 
 
 class PriceBook:

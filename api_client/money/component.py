@@ -62,6 +62,9 @@ class _Stored:
     def __get__(self, money: Money | None, owner: type | None = None) -> Any:
         return self if money is None else money._stored.get(self.key)
 
+    def __set__(self, money: Money, value: Any) -> None:
+        raise AttributeError("a setting is set by its set_ method, which keeps it on disk")
+
     def setter(self) -> Callable[[Money, Any], None]:
         """The method that sets it (None falls back to the environment) and keeps it on disk."""
         key = self.key
@@ -71,6 +74,22 @@ class _Stored:
 
         set_value.__doc__ = f"The frontend setting: {self.what}, or None to fall back to the environment. Kept on disk."
         return set_value
+
+
+class _UnderLock:
+    """One attribute of ``Money``'s state, read (only) under its ``_lock``."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, money: Money | None, owner: type | None = None) -> Any:
+        if money is None:
+            return self
+        with money._lock:
+            return getattr(money, self.attribute)
+
+    def __set__(self, money: Money, value: Any) -> None:
+        raise AttributeError(f"{self.attribute[1:]} is read-only")
 
 
 class Money(Admission, HoldBook, Recovery, KeyUsageBook):
@@ -163,17 +182,10 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
 
     # -- what was spent and is held ------------------------------------------------
 
-    @property
-    def spent(self) -> float:
-        """Credits this process was billed (and estimates of requests that may have been billed)."""
-        with self._lock:
-            return self._spent
-
-    @property
-    def spent_usd(self) -> float:
-        """USD this process was billed (estimates where the answer gave no USD)."""
-        with self._lock:
-            return self._spent_usd
+    # Credits this process was billed (and estimates of requests that may have been billed), and the USD
+    # (estimates where the answer gave no USD).
+    spent = _UnderLock("_spent")
+    spent_usd = _UnderLock("_spent_usd")
 
     @property
     def held(self) -> float:
@@ -186,11 +198,8 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
         with self._lock:
             return sum(h.usd or 0.0 for h in self._holds)
 
-    @property
-    def unreported(self) -> int:
-        """Paid requests whose cost the API did not report as a valid amount."""
-        with self._lock:
-            return self._unreported
+    # Paid requests whose cost the API did not report as a valid amount.
+    unreported = _UnderLock("_unreported")
 
     def spent_in(self, period: str) -> float:
         """Credits spent in ``period``: this process's count, or the ledger's (``LedgerError`` if unreadable)."""
@@ -203,15 +212,8 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
 
     # -- the balance --------------------------------------------------------------------
 
-    @property
-    def last_balance(self) -> Balance | None:
-        with self._lock:
-            return self._last_balance
-
-    @property
-    def balance_problem(self) -> str:
-        with self._lock:
-            return self._balance_problem
+    last_balance = _UnderLock("_last_balance")
+    balance_problem = _UnderLock("_balance_problem")
 
     def refresh(self, client: ApiClient, cancel: Any = None) -> Balance | None:
         """Ask the balance now; None (and the reason kept for the panel) when it cannot be had.

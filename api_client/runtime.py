@@ -54,6 +54,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .settings import ENV_NAMES, Settings, environment
@@ -144,4 +145,12 @@ def settings_for(environ: Mapping[str, str] | None = None, stored: Mapping[str, 
     return current_settings(stored) if environ is None else Settings.read(environ, stored)
 
 
-__all__ = ["Runtime", "current_settings", "reset_runtime", "runtime", "settings_for"]
+def kept_file_path(name: str, user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """A file the pack keeps between runs (a feed, the prices): in ComfyUI's user folder, else the per-user
+    cache folder (from ``environ`` if given, else the settings in force)."""
+    if user_dir is not None:
+        return Path(user_dir) / "flux2_lora" / name
+    return settings_for(environ).cache_home / "flux2-lora" / name
+
+
+__all__ = ["Runtime", "current_settings", "kept_file_path", "reset_runtime", "runtime", "settings_for"]

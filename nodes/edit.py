@@ -8,8 +8,8 @@ from ..api_client import MODEL_EDIT, build_requests
 from ..api_client.api.limits import LIMITS
 from .image_input import encode_edit_inputs
 from .node_call import NodeHooks, node_function
-from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
-from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings, search_aliases
+from .run import node_output, run_generation
+from .widgets import GenerationNode, search_aliases
 
 
 def _reference_widget(which: str) -> tuple[str, dict[str, str]]:
@@ -17,7 +17,7 @@ def _reference_widget(which: str) -> tuple[str, dict[str, str]]:
                                  f"{LIMITS.edit_images_range[1]} pictures in total."})
 
 
-class Flux2LoraEdit:
+class Flux2LoraEdit(GenerationNode):
     DESCRIPTION = (
         "Edits pictures with FLUX.2 [dev] and your LoRA adapters on the AI/ML API "
         "(model blackforestlabs/flux-2-lora-edit): the prompt says what to change, image (and the optional "
@@ -25,32 +25,17 @@ class Flux2LoraEdit:
         "the credits used are shown on the node and in the info output. Inputs are checked before anything is sent. "
         "A run with the same pictures, settings and seed as an earlier one comes from the result cache, free."
     )
-    CATEGORY = CATEGORY
     SEARCH_ALIASES = search_aliases("edit", "image edit", "img2img", "image to image", "reference image", "cloud")
     FUNCTION = "edit"
-    RETURN_TYPES = OUTPUT_TYPES
-    RETURN_NAMES = OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
 
     @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "image": ("IMAGE", {
-                    "tooltip": "The picture(s) to edit: every picture of this batch is sent, "
-                               f"{LIMITS.edit_images_range[0]} to {LIMITS.edit_images_range[1]} with image_2 and "
-                               "image_3. Sent lossless when small enough (see docs/nodes.md).",
-                }),
-                **generation_settings(),
-            },
-            "optional": {
-                **generation_optional(),
-                "image_2": _reference_widget("A second"),
-                "image_3": _reference_widget("A third"),
-                **cache_optional(),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+    def picture_inputs(cls) -> tuple[dict[str, Any], dict[str, Any]]:
+        image = ("IMAGE", {
+            "tooltip": "The picture(s) to edit: every picture of this batch is sent, "
+                       f"{LIMITS.edit_images_range[0]} to {LIMITS.edit_images_range[1]} with image_2 and "
+                       "image_3. Sent lossless when small enough (see docs/nodes.md).",
+        })
+        return {"image": image}, {"image_2": _reference_widget("A second"), "image_3": _reference_widget("A third")}
 
     def edit_blocking(self, hooks: NodeHooks, image: Any, image_2: Any = None, image_3: Any = None,
                       use_cache: bool = True, unique_id: str | None = None, **settings: Any) -> dict[str, Any]:

@@ -6,31 +6,19 @@ from typing import Any
 
 from ..api_client import build_requests
 from .node_call import NodeHooks, node_function
-from .run import OUTPUT_NAMES, OUTPUT_TOOLTIPS, OUTPUT_TYPES, node_output, run_generation
-from .widgets import CATEGORY, cache_optional, generation_optional, generation_settings, search_aliases
+from .run import node_output, run_generation
+from .widgets import GenerationNode, search_aliases
 
 
-class Flux2LoraGenerate:
+class Flux2LoraGenerate(GenerationNode):
     DESCRIPTION = (
         "Generates pictures with FLUX.2 [dev] and your LoRA adapters on the AI/ML API "
         "(model blackforestlabs/flux-2-lora). Each run is billed by the API; the credits used are "
         "shown on the node and in the info output. Inputs are checked before anything is sent. "
         "A run with the same settings and seed as an earlier one comes from the result cache, free."
     )
-    CATEGORY = CATEGORY
     SEARCH_ALIASES = search_aliases("text to image", "txt2img", "generate", "image generation", "flux 2 dev", "cloud")
     FUNCTION = "generate"
-    RETURN_TYPES = OUTPUT_TYPES
-    RETURN_NAMES = OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": generation_settings(),
-            "optional": {**generation_optional(), **cache_optional()},
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
 
     def generate_blocking(self, hooks: NodeHooks, prompt: str, seed: int, num_images: int, guidance_scale: float,
                           num_inference_steps: int, acceleration: str, output_format: str,

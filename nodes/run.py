@@ -30,15 +30,6 @@ if TYPE_CHECKING:
 
 _SCALE = np.float32(255.0)
 
-# The outputs of every generating node (node_output returns them in this order).
-OUTPUT_TYPES = ("IMAGE", "STRING")
-OUTPUT_NAMES = ("images", "info")
-OUTPUT_TOOLTIPS = (
-    "The generated pictures as one batch [B, H, W, 3].",
-    "JSON: model, seeds, size, settings, credits used and the picture URLs.",
-)
-
-
 class TensorSink:
     """Writes each decoded picture straight into its slice of one float32 [B, H, W, 3] tensor."""
 

@@ -122,3 +122,34 @@ def lora_scale_widget() -> Widget:
         "default": LORA_SCALE_DEFAULT, "min": low, "max": high, "step": 0.05, "round": 0.01,
         "tooltip": f"Strength of this LoRA, {low:g} to {high:g}. 1.0 is the trained strength; 0 turns it off.",
     })
+
+
+class GenerationNode:
+    """What Generate and Edit share: the category, the outputs and the shape of the inputs.
+
+    The outputs are the pictures and the info JSON (``run.node_output`` returns them in this order).
+    The inputs: the node's own pictures, then the shared settings (required); the shared optional
+    sockets, the node's own optional pictures, then use_cache (optional); the node id (hidden).
+    """
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("images", "info")
+    OUTPUT_TOOLTIPS = (
+        "The generated pictures as one batch [B, H, W, 3].",
+        "JSON: model, seeds, size, settings, credits used and the picture URLs.",
+    )
+
+    @classmethod
+    def picture_inputs(cls) -> tuple[dict[str, Widget], dict[str, Widget]]:
+        """The node's own picture inputs: (required, optional). None for text to image."""
+        return {}, {}
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        required, optional = cls.picture_inputs()
+        return {
+            "required": {**required, **generation_settings()},
+            "optional": {**generation_optional(), **optional, **cache_optional()},
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import textwrap
 import threading
 import time
 import types
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,23 @@ PACK_NAME = "ComfyUI-Flux2-LoRA"
 # A small valid generation body, for tests that call the client directly.
 REQUEST_BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,
                 "image_size": "square"}
+# One picture from a new Python process loading the pack as ComfyUI does (a restart between runs):
+# ``python -c RUN_ONCE <repository root> <seed>`` prints "OK" or "ERROR <error type> <message>".
+RUN_ONCE = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from demo import load_pack_like_comfyui
+    pack = load_pack_like_comfyui("ComfyUI-Flux2-LoRA")
+    cls = pack.NODE_CLASS_MAPPINGS["Flux2LoraGenerate"]
+    try:
+        getattr(cls(), cls.FUNCTION)(prompt="a fox", seed=int(sys.argv[2]), num_images=1, guidance_scale=2.5,
+                                     num_inference_steps=28, acceleration="regular", output_format="png",
+                                     enable_prompt_expansion=True, enable_safety_checker=True,
+                                     image_size="square", use_cache=False)
+        print("OK")
+    except Exception as exc:
+        print("ERROR", type(exc).__name__, exc)
+""")
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +57,35 @@ def pack():
 def api(pack):
     """The pack's own api_client package (its classes, not a second copy's)."""
     return sys.modules[f"{PACK_NAME}.api_client"]
+
+
+# The pack's own modules a test asks for by fixture name (``def test_x(pricing): ...``).
+PACK_MODULES = {
+    "amounts": "amounts", "errors": "errors", "lifecycle": "api.lifecycle", "service": "api.service",
+    "balance": "money.balance", "budget_mod": "money.budget", "money_mod": "money.component",
+    "usage_mod": "money.key_usage", "ledger_mod": "money.ledger", "pricing": "money.pricing",
+    "balance_panel": "panel.balance", "budget_panel": "panel.budget",
+}
+
+
+def _pack_module_fixture(name: str, dotted: str) -> Any:
+    def fixture(pack):
+        return import_module(f"{PACK_NAME}.api_client.{dotted}")
+
+    fixture.__doc__ = f"The pack's own api_client/{dotted.replace('.', '/')}.py."
+    return pytest.fixture(name=name)(fixture)
+
+
+for _name, _dotted in PACK_MODULES.items():
+    globals()[f"_{_name}_module"] = _pack_module_fixture(_name, _dotted)
+
+
+def outcome(call: Any) -> Any:
+    """What ``call()`` returns, or the exception it raises (handed back to be asserted on)."""
+    try:
+        return call()
+    except Exception as exc:
+        return exc
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +149,26 @@ def standin(_server, monkeypatch, tmp_path):
     _server.reset()
     _reset_runtime()
     assert not warnings, f"the pack sent requests the strict stand-in warns about: {warnings}"
+
+
+@pytest.fixture
+def windowed_client(api, standin):
+    """Makes clients of the stand-in that retry quickly and count a failure as late 1 s after sending.
+
+    ``windowed_client(read_timeout)``; every client made is closed after the test.
+    """
+    made = []
+
+    def make(read_timeout: float) -> Any:
+        policy = api.RetryPolicy(max_retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=5, retry_window=1.0)
+        client = api.ApiClient(api.ApiKey(TEST_KEY, "environment variable AIML_API_KEY"), standin.base_url,
+                               retry=policy, read_timeout=read_timeout)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 def generate_inputs(**overrides: Any) -> dict[str, Any]:
@@ -218,5 +286,5 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "TEST_KEY", "InterruptProcessingException", "aiohttp_app",
-           "closed_port", "generate", "generate_inputs", "run_client", "run_node"]
+__all__ = ["PACK_NAME", "REQUEST_BODY", "ROOT", "RUN_ONCE", "TEST_KEY", "InterruptProcessingException",
+           "aiohttp_app", "closed_port", "generate", "generate_inputs", "outcome", "run_client", "run_node"]

@@ -66,3 +66,11 @@ DEFAULTS = {
     ("Flux2LoraGenerate", "enable_prompt_expansion"): True,
     ("Flux2LoraGenerate", "enable_safety_checker"): True,
 }
+
+
+def check_range(options: dict, expected: tuple) -> None:
+    """A number input's options (from INPUT_TYPES or /object_info) are those of RANGES: min, max, default."""
+    low, high, default = expected
+    assert (options["min"], options["max"]) == (low, high), f"{options} is not {expected}"
+    if default is not None:
+        assert options["default"] == default, f"{options} is not {expected}"

@@ -3,14 +3,13 @@
 A 200 answer is parsed into a ``GenerationResponse`` or an ``APIResponseError`` (returned, not
 raised: the body, which may echo anything, stays in the parsing frame). The cost comes from the
 ``x-aimlapi-*`` headers, else from ``meta.usage`` in the body (``usage_from_body``); an amount is
-only ever a finite number of 0 or more (``parse_amount``), else unknown (None): never 0, never a
+only ever a finite number of 0 or more (``amounts.amount``), else unknown (None): never 0, never a
 refund, never a NaN in the totals.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import requests
 
+from ..amounts import amount
 from ..errors import APIResponseError, redact
 from ..http.error_mapping import NOT_JSON, json_body, server_message
 from ..settings import ApiKey
@@ -55,18 +55,6 @@ class GenerationResponse:
     resent: int = 0
 
 
-def parse_amount(value: Any) -> float | None:
-    """``value`` as a finite amount, 0 or more, or None (a numeric string is parsed; bools are not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        amount = float(value.strip() if isinstance(value, str) else value)
-    except (ValueError, OverflowError):  # not a number; an integer too large for a float
-        return None
-    return amount if math.isfinite(amount) and amount >= 0 else None
-
-
-
 def usage_from_body(payload: Any, *, warn: bool = True) -> tuple[float | None, float | None]:
     """(credits, USD) from ``meta.usage`` of an answer (``credits_used``, older ``tokens_used``; ``usd_spent``).
 
@@ -80,7 +68,7 @@ def usage_from_body(payload: Any, *, warn: bool = True) -> tuple[float | None, f
     credits = None
     for name in ("credits_used", "tokens_used"):
         if name in usage and usage[name] is not None:
-            credits = parse_amount(usage[name])
+            credits = amount(usage[name])
             if credits is None and warn:
                 # Text is described, not quoted: a server echoing anything (the key too) must not reach the log.
                 value = usage[name]
@@ -88,7 +76,7 @@ def usage_from_body(payload: Any, *, warn: bool = True) -> tuple[float | None, f
                 log.warning("the API reported meta.usage.%s as %s, not a number of credits of 0 or more; "
                             "counted as unknown", name, said)
             break
-    return credits, parse_amount(usage.get("usd_spent"))
+    return credits, amount(usage.get("usd_spent"))
 
 
 @dataclass(frozen=True)
@@ -106,8 +94,8 @@ def call_cost(headers: Mapping[str, str], payload: Any, secret: str = "") -> Cal
     The inference id is shown (info output) and stored (ledger): it is redacted with ``secret``, the
     key, as everything the service client returns is, in case the server echoes the key there.
     """
-    header_credits = parse_amount(headers.get(CREDITS_HEADER))
-    header_usd = parse_amount(headers.get(USD_HEADER))
+    header_credits = amount(headers.get(CREDITS_HEADER))
+    header_usd = amount(headers.get(USD_HEADER))
     # A bad meta.usage amount is only worth a warning when no header says the credits.
     body_credits, body_usd = usage_from_body(payload, warn=header_credits is None)
     inference = headers.get(INFERENCE_ID_HEADER)

@@ -25,14 +25,14 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..errors import Flux2Error
 from ..http.transport import Transport
-from ..runtime import runtime, settings_for
+from ..runtime import kept_file_path, runtime
 from .service import ServiceUnavailable, service_get
 
 log = logging.getLogger("flux2_lora")
@@ -102,11 +102,8 @@ def match(model: str, entries: Any) -> ModelNotice | None:
     return None
 
 
-def default_deprecations_path(user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The feed's file: in ComfyUI's user folder, else the per-user cache folder."""
-    if user_dir is not None:
-        return Path(user_dir) / "flux2_lora" / DEPRECATIONS_FILE
-    return settings_for(environ).cache_home / "flux2-lora" / DEPRECATIONS_FILE
+# The feed's file, ``default_deprecations_path(user_dir, environ)``: in ComfyUI's user folder, else the cache folder.
+default_deprecations_path = partial(kept_file_path, DEPRECATIONS_FILE)
 
 
 class DeprecationFeed:

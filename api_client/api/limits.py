@@ -10,9 +10,13 @@ written here once.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 
@@ -44,73 +48,47 @@ def _size_preset_schema() -> dict[str, Any]:
     return next(s for s in _props()["image_size"]["anyOf"] if s.get("type") == "string")
 
 
+class _Read(Generic[T]):
+    """A limit read from the bundled schema when first asked (by ``read``); importing the pack reads no file."""
+
+    def __init__(self, read: Callable[[], T]) -> None:
+        self.read = read
+
+    def __get__(self, limits: object, owner: type | None = None) -> T:
+        return self.read()
+
+
+def _enum(name: str) -> list[str]:
+    return list(_props()[name]["enum"])
+
+
+def _default(name: str) -> str:
+    return str(_props()[name]["default"])
+
+
+def _range(schema: dict[str, Any], cast: Callable[[Any], N], low: str = "minimum",
+           high: str = "maximum") -> tuple[N, N]:
+    return cast(schema[low]), cast(schema[high])
+
+
 class _Limits:
-    """Lazily read limits, so importing the pack reads no file."""
+    """The limits, enums and defaults the schema states, each read when first asked."""
 
-    @property
-    def prompt_max_chars(self) -> int:
-        return int(_props()["prompt"]["maxLength"])
-
-    @property
-    def seed_min(self) -> int:
-        return int(_props()["seed"]["minimum"])
-
-    @property
-    def images_per_request_max(self) -> int:
-        return int(_props()["num_images"]["maximum"])
-
-    @property
-    def guidance_range(self) -> tuple[float, float]:
-        g = _props()["guidance_scale"]
-        return float(g["minimum"]), float(g["maximum"])
-
-    @property
-    def steps_range(self) -> tuple[int, int]:
-        s = _props()["num_inference_steps"]
-        return int(s["minimum"]), int(s["maximum"])
-
-    @property
-    def accelerations(self) -> list[str]:
-        return list(_props()["acceleration"]["enum"])
-
-    @property
-    def acceleration_default(self) -> str:
-        return str(_props()["acceleration"]["default"])
-
-    @property
-    def output_formats(self) -> list[str]:
-        return list(_props()["output_format"]["enum"])
-
-    @property
-    def output_format_default(self) -> str:
-        return str(_props()["output_format"]["default"])
-
-    @property
-    def size_presets(self) -> list[str]:
-        return list(_size_preset_schema()["enum"])
-
-    @property
-    def size_default(self) -> str:
-        return str(_props()["image_size"]["default"])
-
-    @property
-    def size_range(self) -> tuple[int, int]:
-        w = _size_object_schema()["properties"]["width"]
-        return int(w["minimum"]), int(w["maximum"])
-
-    @property
-    def loras_max(self) -> int:
-        return int(_props()["loras"]["maxItems"])
-
-    @property
-    def lora_scale_range(self) -> tuple[float, float]:
-        s = _props()["loras"]["items"]["properties"]["scale"]
-        return float(s["minimum"]), float(s["maximum"])
-
-    @property
-    def edit_images_range(self) -> tuple[int, int]:
-        s = _props(MODEL_EDIT)["image_urls"]
-        return int(s["minItems"]), int(s["maxItems"])
+    prompt_max_chars = _Read(lambda: int(_props()["prompt"]["maxLength"]))
+    seed_min = _Read(lambda: int(_props()["seed"]["minimum"]))
+    images_per_request_max = _Read(lambda: int(_props()["num_images"]["maximum"]))
+    guidance_range = _Read(lambda: _range(_props()["guidance_scale"], float))
+    steps_range = _Read(lambda: _range(_props()["num_inference_steps"], int))
+    accelerations = _Read(lambda: _enum("acceleration"))
+    acceleration_default = _Read(lambda: _default("acceleration"))
+    output_formats = _Read(lambda: _enum("output_format"))
+    output_format_default = _Read(lambda: _default("output_format"))
+    size_presets = _Read(lambda: list(_size_preset_schema()["enum"]))
+    size_default = _Read(lambda: _default("image_size"))
+    size_range = _Read(lambda: _range(_size_object_schema()["properties"]["width"], int))
+    loras_max = _Read(lambda: int(_props()["loras"]["maxItems"]))
+    lora_scale_range = _Read(lambda: _range(_props()["loras"]["items"]["properties"]["scale"], float))
+    edit_images_range = _Read(lambda: _range(_props(MODEL_EDIT)["image_urls"], int, "minItems", "maxItems"))
 
 
 LIMITS = _Limits()

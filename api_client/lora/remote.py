@@ -15,7 +15,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin
 
@@ -112,6 +113,9 @@ class Reader:
         self.stop = stop
         self.bytes_read = 0
 
+    def _stopped(self) -> bool:
+        return self.stop.is_set() or time.monotonic() >= self.deadline
+
     def _timeouts(self) -> tuple[float, float]:
         left = self.deadline - time.monotonic()
         if left <= 0 or self.stop.is_set():
@@ -129,7 +133,7 @@ class Reader:
                 response = self.session.get(url, headers=dict(headers), stream=True, allow_redirects=False,
                                             timeout=self._timeouts())
             except requests.exceptions.RequestException as exc:
-                if self.stop.is_set() or time.monotonic() >= self.deadline:
+                if self._stopped():
                     raise StopReading() from None
                 raise CheckStop(UNKNOWN, f"could not reach {_host(url)} ({_why(exc)}); it may be a passing "
                                 "network problem") from None
@@ -143,26 +147,38 @@ class Reader:
             what = "a redirect of the LoRA URL to"
         raise CheckStop(UNKNOWN, f"the LoRA URL redirects more than {MAX_REDIRECTS} times")
 
+    @contextmanager
+    def body(self, response: requests.Response, chunk_size: int) -> Iterator[Iterator[bytes]]:
+        """The answer's body in chunks, closed after: stops on Cancel and at the deadline, a broken connection
+        is UNKNOWN. The caller counts what it keeps in ``bytes_read``."""
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in response.iter_content(chunk_size):
+                if self._stopped():
+                    raise StopReading()
+                yield chunk
+
+        try:
+            yield chunks()
+        except (requests.exceptions.RequestException, OSError) as exc:
+            if self._stopped():
+                raise StopReading() from None
+            raise CheckStop(UNKNOWN, f"the connection broke while reading ({_why(exc)})") from None
+        finally:
+            response.close()
+
     def read(self, response: requests.Response, limit: int) -> bytes:
         """At most ``limit`` bytes of the body; stops on Cancel and at the deadline."""
         chunks: list[bytes] = []
         size = 0
-        try:
-            for chunk in response.iter_content(min(_CHUNK, max(1, limit))):
-                if self.stop.is_set() or time.monotonic() >= self.deadline:
-                    raise StopReading()
+        with self.body(response, min(_CHUNK, max(1, limit))) as body:
+            for chunk in body:
                 take = chunk[: limit - size]
                 chunks.append(take)
                 size += len(take)
                 self.bytes_read += len(take)
                 if size >= limit:
                     break
-        except (requests.exceptions.RequestException, OSError) as exc:
-            if self.stop.is_set() or time.monotonic() >= self.deadline:
-                raise StopReading() from None
-            raise CheckStop(UNKNOWN, f"the connection broke while reading ({_why(exc)})") from None
-        finally:
-            response.close()
         return b"".join(chunks)
 
 
@@ -269,22 +285,14 @@ def _read_head_of_stream(reader: Reader, response: requests.Response, total: int
     """The first 8 + N bytes of a whole-file answer (200), then the connection is closed."""
     data = b""
     wanted: int | None = None
-    try:
-        for chunk in response.iter_content(_CHUNK):
-            if reader.stop.is_set() or time.monotonic() >= reader.deadline:
-                raise StopReading()
+    with reader.body(response, _CHUNK) as body:
+        for chunk in body:
             data += chunk
             reader.bytes_read += len(chunk)
             if wanted is None and len(data) >= 8:
                 wanted = 8 + _length(data, total, content_type)
             if wanted is not None and len(data) >= wanted:
                 return data[:wanted]
-    except (requests.exceptions.RequestException, OSError) as exc:
-        if reader.stop.is_set() or time.monotonic() >= reader.deadline:
-            raise StopReading() from None
-        raise CheckStop(UNKNOWN, f"the connection broke while reading ({_why(exc)})") from None
-    finally:
-        response.close()
     if wanted is None:
         _length(data, len(data), content_type)  # too short: says what it is
     raise CheckStop(NOT_SAFETENSORS, f"the file ends after {len(data):,} bytes, inside its own header",

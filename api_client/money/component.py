@@ -31,7 +31,7 @@ import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,45 @@ if TYPE_CHECKING:
     from .balance import Balance
 
 log = logging.getLogger("flux2_lora")
+
+
+class _Stored:
+    """A frontend setting of ``Money``, read as a property: its value, or None when the environment decides."""
+
+    def __init__(self, key: str, what: str) -> None:
+        self.key, self.what = key, what
+
+    def __get__(self, money: Money | None, owner: type | None = None) -> Any:
+        return self if money is None else money._stored.get(self.key)
+
+    def __set__(self, money: Money, value: Any) -> None:
+        raise AttributeError("a setting is set by its set_ method, which keeps it on disk")
+
+    def setter(self) -> Callable[[Money, Any], None]:
+        """The method that sets it (None falls back to the environment) and keeps it on disk."""
+        key = self.key
+
+        def set_value(money: Money, value: Any) -> None:
+            money._set(key, value)
+
+        set_value.__doc__ = f"The frontend setting: {self.what}, or None to fall back to the environment. Kept on disk."
+        return set_value
+
+
+class _UnderLock:
+    """One attribute of ``Money``'s state, read (only) under its ``_lock``."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, money: Money | None, owner: type | None = None) -> Any:
+        if money is None:
+            return self
+        with money._lock:
+            return getattr(money, self.attribute)
+
+    def __set__(self, money: Money, value: Any) -> None:
+        raise AttributeError(f"{self.attribute[1:]} is read-only")
 
 
 class Money(Admission, HoldBook, Recovery, KeyUsageBook):
@@ -113,75 +152,40 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
         settings = current_settings(stored) if environ is None else MoneySettings.read(environ, stored)
         return settings.check(*MONEY_NAMES)
 
-    @property
-    def setting(self) -> float | None:
-        """The budget from the frontend setting, or None when the environment decides."""
-        return self._stored.get("credit_budget")
-
-    def set_limit(self, limit: float | None) -> None:
-        """The frontend setting: a budget in credits, or None to fall back to the environment. Kept on disk."""
-        self._set("credit_budget", limit)
-
-    @property
-    def period_setting(self) -> str | None:
-        return self._stored.get("budget_period")
-
-    def set_period(self, period: str | None) -> None:
-        """The frontend setting: process, day, month or all; None falls back to the environment. Kept on disk."""
-        self._set("budget_period", period)
-
-    @property
-    def floor_setting(self) -> float | None:
-        return self._stored.get("balance_floor")
-
-    def set_floor(self, floor: float | None) -> None:
-        """The frontend setting: a floor in USD, or None to fall back to the environment. Kept on disk."""
-        self._set("balance_floor", floor)
-
-    @property
-    def usd_setting(self) -> float | None:
-        return self._stored.get("budget_usd")
-
-    def set_limit_usd(self, limit: float | str | None) -> None:
-        """The frontend setting: a budget in USD (``5``, ``"$5"``), or None to fall back to the environment. Kept."""
-        self._set("budget_usd", limit)
-
-    @property
-    def scope_setting(self) -> str | None:
-        return self._stored.get("budget_scope")
-
-    def set_scope(self, scope: str | None) -> None:
-        """The frontend setting: machine or key; None falls back to the environment. Kept on disk."""
-        self._set("budget_scope", scope)
+    # The frontend settings, each kept on disk; None falls back to the environment.
+    setting = _Stored("credit_budget", "a budget in credits")
+    set_limit = setting.setter()
+    period_setting = _Stored("budget_period", "process, day, month or all")
+    set_period = period_setting.setter()
+    floor_setting = _Stored("balance_floor", "a floor in USD")
+    set_floor = floor_setting.setter()
+    usd_setting = _Stored("budget_usd", 'a budget in USD (``5``, ``"$5"``)')
+    set_limit_usd = usd_setting.setter()
+    scope_setting = _Stored("budget_scope", "machine or key")
+    set_scope = scope_setting.setter()
 
     def limit(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
         """The budget in force and where it comes from."""
-        settings = self.settings(environ)
-        return settings.budget, settings.budget_source
+        return self._in_force("budget", environ)
 
     def period(self, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
         """The budget period in force and where it comes from."""
-        settings = self.settings(environ)
-        return settings.period, settings.period_source
+        return self._in_force("period", environ)
 
     def floor(self, environ: Mapping[str, str] | None = None) -> tuple[float | None, str]:
         """The balance floor in force and where it comes from."""
+        return self._in_force("floor", environ)
+
+    def _in_force(self, name: str, environ: Mapping[str, str] | None) -> tuple[Any, str]:
         settings = self.settings(environ)
-        return settings.floor, settings.floor_source
+        return getattr(settings, name), getattr(settings, f"{name}_source")
 
     # -- what was spent and is held ------------------------------------------------
 
-    @property
-    def spent(self) -> float:
-        """Credits this process was billed (and estimates of requests that may have been billed)."""
-        with self._lock:
-            return self._spent
-
-    @property
-    def spent_usd(self) -> float:
-        """USD this process was billed (estimates where the answer gave no USD)."""
-        with self._lock:
-            return self._spent_usd
+    # Credits this process was billed (and estimates of requests that may have been billed), and the USD
+    # (estimates where the answer gave no USD).
+    spent = _UnderLock("_spent")
+    spent_usd = _UnderLock("_spent_usd")
 
     @property
     def held(self) -> float:
@@ -194,11 +198,8 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
         with self._lock:
             return sum(h.usd or 0.0 for h in self._holds)
 
-    @property
-    def unreported(self) -> int:
-        """Paid requests whose cost the API did not report as a valid amount."""
-        with self._lock:
-            return self._unreported
+    # Paid requests whose cost the API did not report as a valid amount.
+    unreported = _UnderLock("_unreported")
 
     def spent_in(self, period: str) -> float:
         """Credits spent in ``period``: this process's count, or the ledger's (``LedgerError`` if unreadable)."""
@@ -211,15 +212,8 @@ class Money(Admission, HoldBook, Recovery, KeyUsageBook):
 
     # -- the balance --------------------------------------------------------------------
 
-    @property
-    def last_balance(self) -> Balance | None:
-        with self._lock:
-            return self._last_balance
-
-    @property
-    def balance_problem(self) -> str:
-        with self._lock:
-            return self._balance_problem
+    last_balance = _UnderLock("_last_balance")
+    balance_problem = _UnderLock("_balance_problem")
 
     def refresh(self, client: ApiClient, cancel: Any = None) -> Balance | None:
         """Ask the balance now; None (and the reason kept for the panel) when it cannot be had.

@@ -28,13 +28,14 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..amounts import valid_amount
 from ..api.request import expected_pixels
 from ..api.service import ServiceUnavailable, finite_amount, service_get
-from ..runtime import runtime, settings_for
+from ..runtime import kept_file_path, runtime
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
@@ -131,11 +132,8 @@ def quote_usd(pricing: Any, num_images: int, width: int, height: int, image_size
     return None, f"the price list is of a kind this pack does not know ({_shown(repr(kind))})"
 
 
-def default_pricing_path(user_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The price file: in ComfyUI's user folder, else the per-user cache folder."""
-    if user_dir is not None:
-        return Path(user_dir) / "flux2_lora" / PRICING_FILE
-    return settings_for(environ).cache_home / "flux2-lora" / PRICING_FILE
+# The price file, ``default_pricing_path(user_dir, environ)``: in ComfyUI's user folder, else the cache folder.
+default_pricing_path = partial(kept_file_path, PRICING_FILE)
 
 
 class PriceBook:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ..amounts import valid_amount
 from ..errors import ConfigError
@@ -19,6 +21,7 @@ from ..errors import ConfigError
 NONE_WORDS = frozenset({"", "none", "off"})
 OFF_WORDS = frozenset({"0", "false", "no", "off"})
 ON_WORDS = frozenset({"1", "true", "yes", "on"})
+N = TypeVar("N", int, float)
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
@@ -46,28 +49,26 @@ def parse_amount(raw: str, name: str, refusal: str, *, dollar: bool = False, gro
 
 def parse_seconds(raw: str, name: str, default: float, refusal: str, *, zero: bool = False) -> float:
     """A finite number of seconds above 0 (or 0 too with ``zero``); empty gives ``default``."""
-    text = raw.strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
-        raise ConfigError(f"{name} must be {refusal}; got {raw!r}.")
-    return value
+    return _parse_number(raw, name, default, refusal, float,
+                         lambda value: math.isfinite(value) and (value >= 0 if zero else value > 0))
 
 
 def parse_count(raw: str, name: str, default: int, refusal: str, minimum: int = 1, hint: str = "") -> int:
     """A whole number, ``minimum`` or more; empty gives ``default``."""
+    return _parse_number(raw, name, default, refusal, int, lambda value: value >= minimum, hint)
+
+
+def _parse_number(raw: str, name: str, default: N, refusal: str, read: Callable[[str], N],
+                  allowed: Callable[[N], bool], hint: str = "") -> N:
+    """``read(text)`` if it reads and is ``allowed``; empty gives ``default``; else ``ConfigError``."""
     text = raw.strip()
     if not text:
         return default
     try:
-        value = int(text)
+        value: N | None = read(text)
     except ValueError:
-        value = minimum - 1
-    if value < minimum:
+        value = None
+    if value is None or not allowed(value):
         raise ConfigError(f"{name} must be {refusal}; got {raw!r}.{' ' + hint if hint else ''}")
     return value
 

@@ -8,11 +8,6 @@ import pytest
 from conftest import PACK_NAME
 
 
-@pytest.fixture
-def amounts(pack):
-    return import_module(f"{PACK_NAME}.api_client.amounts")
-
-
 @pytest.mark.parametrize(("value", "read"), [
     (0, 0.0), (12, 12.0), (0.06, 0.06), ("120000", 120000.0), (" 0.5\n", 0.5), ("1e3", 1000.0),
 ])

@@ -138,6 +138,26 @@ def frontend_root(frontend_roots: dict[str, str | None], version: str) -> str | 
 
 
 @pytest.fixture(scope="module")
+def servers(comfy_factory: Callable[..., ComfyUIProcess],
+            frontend_roots: dict[str, str | None]) -> Iterator[Callable[[str], ComfyUIProcess]]:
+    """``servers(version)``: the same ComfyUI processes test_browser.py starts (one per frontend), by version.
+
+    The renderer setting stays with a server; the classic one is set back after the module's tests.
+    """
+    used = []
+
+    def server(version: str) -> ComfyUIProcess:
+        root = frontend_root(frontend_roots, version)
+        comfy = comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
+        used.append(comfy)
+        return comfy
+
+    yield server
+    for comfy in used:
+        comfy.write_settings({"Comfy.VueNodes.Enabled": False})
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium (the Debian package) under Playwright; Playwright's own browser download is not used.
 

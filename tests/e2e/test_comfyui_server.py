@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import TEST_KEY
-from contract import CONTRACT, DEFAULTS, RANGES
+from contract import CONTRACT, DEFAULTS, RANGES, check_range
 from PIL import Image
 
 from .harness import PACK_NAME, cached_nodes, message_kinds, status_messages
@@ -72,10 +72,7 @@ def test_object_info_has_a_tooltip_on_every_input(object_info, node_id):
 def test_object_info_ranges_and_defaults(object_info, node_input, expected):
     node_id, name = node_input
     options = object_info[node_id]["input"]["required"][name][1]
-    low, high, default = expected
-    assert (options["min"], options["max"]) == (low, high)
-    if default is not None:
-        assert options["default"] == default
+    check_range(options, expected)
 
 
 @pytest.mark.parametrize(("node_input", "default"), list(DEFAULTS.items()))

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from .conftest import NEWEST_FRONTEND, PINNED_FRONTEND, frontend_root
+from .conftest import NEWEST_FRONTEND, PINNED_FRONTEND
 from .page import ComfyPage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -55,21 +55,6 @@ _READ = """
   };
 }
 """
-
-
-@pytest.fixture(scope="module")
-def servers(comfy_factory, frontend_roots):
-    used = []
-
-    def server(version):
-        root = frontend_root(frontend_roots, version)
-        comfy = comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
-        used.append(comfy)
-        return comfy
-
-    yield server
-    for comfy in used:
-        comfy.write_settings({"Comfy.VueNodes.Enabled": False})
 
 
 def _type_path(page, node_id, renderer, value):

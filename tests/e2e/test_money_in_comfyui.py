@@ -13,7 +13,7 @@ import pytest
 
 from .harness import status_messages
 from .page import ComfyPage
-from .test_node_display import CLASSIC, NODES_2, servers  # noqa: F401  (servers: the fixture)
+from .test_node_display import CLASSIC, NODES_2
 from .workflows import text_to_image_prompt
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +87,7 @@ _PRICE_TEXT = """
 
 @pytest.mark.browser
 @pytest.mark.parametrize(("version", "renderer"), [("1.27.10", CLASSIC), ("1.58.1", NODES_2)])
-def test_the_price_shows_on_the_node_before_running(servers, version, renderer, browser, standin,  # noqa: F811
+def test_the_price_shows_on_the_node_before_running(servers, version, renderer, browser, standin,
                                                     screenshot_dir):
     comfy = servers(version)
     comfy.write_settings({"Comfy.VueNodes.Enabled": renderer == NODES_2})

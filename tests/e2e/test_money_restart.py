@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -43,6 +44,14 @@ def kill_hard(comfy: ComfyUIProcess) -> None:
     comfy._process = None
 
 
+def refused_after(start: Callable[[], Any], comfy: ComfyUIProcess, standin: Any, sent_before: int, word: str,
+                  why: str) -> None:
+    """``start()`` ComfyUI again; then a text-to-image prompt is refused before it is sent, naming ``word``."""
+    start()
+    refused_before_sending(comfy.post_prompt(text_to_image_prompt(), expect_success=False), standin, sent_before,
+                           word, why)
+
+
 def refused_before_sending(entry: dict[str, Any], standin: Any, sent_before: int, word: str, why: str) -> None:
     messages = status_messages(entry)
     sent = standin.post_count - sent_before
@@ -63,10 +72,9 @@ def test_a_budget_set_in_comfyui_holds_from_start_up_before_any_page_loads(setti
     answer = comfy.post("/flux2_lora/budget", {"budget": 0, "period": "day"})
     assert answer.status == 200, answer.text
     try:
-        comfy.restart()  # no page is loaded: nothing pushes the setting again
-        entry = comfy.post_prompt(text_to_image_prompt(), expect_success=False)
-        refused_before_sending(entry, standin, 0, "budget",
-                               "the budget of 0 per day set in ComfyUI was lost when ComfyUI restarted")
+        # No page is loaded after the restart: nothing pushes the setting again.
+        refused_after(comfy.restart, comfy, standin, 0, "budget",
+                      "the budget of 0 per day set in ComfyUI was lost when ComfyUI restarted")
     finally:
         comfy.post("/flux2_lora/budget", {"budget": None, "period": None})
 
@@ -76,10 +84,8 @@ def test_a_balance_floor_set_in_comfyui_holds_from_start_up_before_any_page_load
     answer = comfy.post("/flux2_lora/balance", {"floor": 99.97})  # $100 - $0.06 would leave $99.94
     assert answer.status == 200, answer.text
     try:
-        comfy.restart()
-        entry = comfy.post_prompt(text_to_image_prompt(), expect_success=False)
-        refused_before_sending(entry, standin, 0, "floor",
-                               "the balance floor of $99.97 set in ComfyUI was lost when ComfyUI restarted")
+        refused_after(comfy.restart, comfy, standin, 0, "floor",
+                      "the balance floor of $99.97 set in ComfyUI was lost when ComfyUI restarted")
     finally:
         comfy.post("/flux2_lora/balance", {"floor": None})
 
@@ -94,11 +100,9 @@ def test_a_request_in_flight_when_comfyui_is_killed_still_counts_after_the_resta
     standin.wait_for_posts(2, timeout=60)
     kill_hard(comfy)                            # ...when ComfyUI dies
     try:
-        comfy.start()
         # 120,000 spent + 120,000 held by run 1 + 120,000 for run 2 > 250,000.
-        second = comfy.post_prompt(text_to_image_prompt(), expect_success=False)
-        refused_before_sending(second, standin, 2, "budget",
-                               "the hold of the run in flight when ComfyUI was killed was lost with the process")
+        refused_after(comfy.start, comfy, standin, 2, "budget",
+                      "the hold of the run in flight when ComfyUI was killed was lost with the process")
     finally:
         wait_until_idle(standin)
 

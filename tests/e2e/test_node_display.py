@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from .conftest import NEWEST_FRONTEND, PINNED_FRONTEND, frontend_root
+from .conftest import NEWEST_FRONTEND, PINNED_FRONTEND
 from .harness import cached_nodes, status_messages
 from .page import ComfyPage
 
@@ -85,25 +85,6 @@ _READ = """
   return out;
 }
 """
-
-
-@pytest.fixture(scope="module")
-def servers(comfy_factory, frontend_roots):
-    """The same ComfyUI processes test_browser.py starts (one per frontend), by version.
-
-    The renderer setting stays with a server; the classic one is set back for later tests.
-    """
-    used = []
-
-    def server(version):
-        root = frontend_root(frontend_roots, version)
-        comfy = comfy_factory("default") if root is None else comfy_factory(f"frontend-{version}", front_end_root=root)
-        used.append(comfy)
-        return comfy
-
-    yield server
-    for comfy in used:
-        comfy.write_settings({"Comfy.VueNodes.Enabled": False})
 
 
 def _open(browser, comfy, renderer):

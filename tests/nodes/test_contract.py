@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from contract import CONTRACT, DEFAULTS, RANGES
+from contract import CONTRACT, DEFAULTS, RANGES, check_range
 
 
 def test_node_ids_and_display_names(pack):
@@ -38,10 +38,7 @@ def test_outputs_descriptions_and_tooltips(pack, node_id):
 def test_number_ranges_and_defaults(pack, node_input, expected):
     node_id, name = node_input
     options = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"][name][1]
-    low, high, default = expected
-    assert (options["min"], options["max"]) == (low, high)
-    if default is not None:
-        assert options["default"] == default
+    check_range(options, expected)
 
 
 @pytest.mark.parametrize(("node_input", "default"), list(DEFAULTS.items()))

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from importlib import import_module
 
 import pytest
 import requests
-from conftest import PACK_NAME, TEST_KEY, generate
+from conftest import TEST_KEY, generate, outcome
 
 GENERATE = "blackforestlabs/flux-2-lora"
 EDIT = "blackforestlabs/flux-2-lora-edit"
@@ -23,18 +22,6 @@ def entry(status: str, model_id: str = GENERATE, aliases: list[str] | None = Non
     return {"id": model_id, "aliases": aliases or [], "status": status, "deprecated_at": "2026-11-01",
             "shutdown_at": None if status == "superseded" else "2027-01-31",
             "replaced_by": "blackforestlabs/flux-2-lora-v2", "reason": "consolidated", **extra}
-
-
-@pytest.fixture
-def lifecycle(pack):
-    return import_module(f"{PACK_NAME}.api_client.api.lifecycle")
-
-
-def outcome(call):
-    try:
-        return call()
-    except Exception as exc:  # handed back to be asserted on
-        return exc
 
 
 def feed_gets(standin) -> int:

@@ -20,7 +20,6 @@ import os
 import sys
 import threading
 import time
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +32,10 @@ MODEL = "blackforestlabs/flux-2-lora"
 
 
 @pytest.fixture
-def service(pack):
-    return import_module(f"{PACK_NAME}.api_client.api.service")
-
-
-@pytest.fixture
-def balance(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.balance")
-
-
-@pytest.fixture
-def pricing(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.pricing")
-
-
-@pytest.fixture
-def client(api, standin, monkeypatch):
+def client(windowed_client, monkeypatch):
     """A client that gives up reading a generation answer after 0.5 s (an ambiguous failure)."""
     monkeypatch.setenv("FLUX2_LORA_LOG_WAIT", "6")
-    policy = api.RetryPolicy(max_retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=5, retry_window=1.0)
-    made = api.ApiClient(api.ApiKey(TEST_KEY, "environment variable AIML_API_KEY"), standin.base_url,
-                         retry=policy, read_timeout=0.5)
-    yield made
-    made.close()
+    return windowed_client(0.5)
 
 
 @pytest.fixture

@@ -30,13 +30,9 @@ def _log_wait(standin, monkeypatch):
 
 
 @pytest.fixture
-def client(api, standin):
+def client(windowed_client):
     """A client that gives up reading after 0.5 s, and counts a failure late after 1 s."""
-    policy = api.RetryPolicy(max_retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=5, retry_window=1.0)
-    made = api.ApiClient(api.ApiKey(TEST_KEY, "environment variable AIML_API_KEY"), standin.base_url,
-                         retry=policy, read_timeout=0.5)
-    yield made
-    made.close()
+    return windowed_client(0.5)
 
 
 @pytest.fixture

@@ -10,13 +10,9 @@ from conftest import PACK_NAME, TEST_KEY, generate
 
 
 @pytest.fixture
-def windowed(api, standin):
+def windowed(windowed_client):
     """A client whose 'soon after sending' window is 1 s, so late failures can be tested quickly."""
-    policy = api.RetryPolicy(max_retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=5, retry_window=1.0)
-    client = api.ApiClient(api.ApiKey(TEST_KEY, "environment variable AIML_API_KEY"), standin.base_url,
-                           retry=policy, read_timeout=10)
-    yield client
-    client.close()
+    return windowed_client(10)
 
 
 BODY = {"model": "blackforestlabs/flux-2-lora", "prompt": "a cat", "seed": 1, "num_images": 1,

@@ -11,41 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
-from importlib import import_module
 
 import pytest
 import requests
-from conftest import PACK_NAME, ROOT, TEST_KEY, generate
+from conftest import ROOT, RUN_ONCE, TEST_KEY, generate, outcome
 
 PRICE = 0.06  # USD of one square picture at the stand-in
-
-
-@pytest.fixture
-def money_mod(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.component")
-
-
-@pytest.fixture
-def usage_mod(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.key_usage")
-
-
-@pytest.fixture
-def budget_mod(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.budget")
-
-
-@pytest.fixture
-def errors(pack):
-    return import_module(f"{PACK_NAME}.api_client.errors")
-
-
-def outcome(call):
-    try:
-        return call()
-    except Exception as exc:  # handed back to be asserted on
-        return exc
 
 
 # -- everything a user types is checked when set ------------------------------------------------
@@ -89,10 +60,10 @@ def test_scope_key_with_only_a_credit_budget_is_refused(money_mod, errors):
     assert "FLUX2_LORA_BUDGET_USD" in str(refused.value)
 
 
-def test_the_settings_route_checks_what_is_typed_and_keeps_it(budget_mod, money_mod, tmp_path):
+def test_the_settings_route_checks_what_is_typed_and_keeps_it(budget_mod, money_mod, budget_panel, tmp_path):
     money = money_mod.Money()
     money.use_user_dir(tmp_path)
-    post = import_module(f"{PACK_NAME}.api_client.panel.budget").budget_post_answer
+    post = budget_panel.budget_post_answer
     for bad in (b'{"budget_usd": "-1"}', b'{"budget_usd": "abc"}', b'{"budget_usd": "inf"}', b'{"scope": "all"}'):
         status, answer = post(bad, "application/json", money, {})
         assert status == 400 and answer["error"], bad
@@ -174,18 +145,13 @@ def test_scope_key_asks_the_usage_at_most_once_per_interval_for_every_run(pack, 
     assert shown["usd_line"] == "Key today: $0.12 of $0.13 (all machines) · this machine: $0.12"
 
 
-def test_the_usage_is_asked_with_the_period_start_in_utc(pack, key_scope, monkeypatch, budget_mod, pack_ledger):
+def test_the_usage_is_asked_with_the_period_start_in_utc(pack, key_scope, monkeypatch, budget_mod, ledger_mod):
     monkeypatch.setenv("FLUX2_LORA_BUDGET_USD", "5")
     generate(pack, use_cache=False)
     seen = [h for h in key_scope.accounts.seen_headers if "authorization" in h]
     assert seen  # the usage is read with the key
     figure = budget_mod.credit_budget().last_key_usage
-    assert figure is not None and figure.start == pack_ledger.period_start("day")
-
-
-@pytest.fixture
-def pack_ledger(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.ledger")
+    assert figure is not None and figure.start == ledger_mod.period_start("day")
 
 
 @pytest.mark.parametrize("mode", ["missing", "garbage", "wrong_shape", "error"])
@@ -215,23 +181,6 @@ def test_scope_machine_never_asks_the_usage(pack, standin, monkeypatch):
 
 
 # -- three machines, one key, one stand-in ---------------------------------------------------------
-
-RUN_ONCE = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, sys.argv[1])
-    from demo import load_pack_like_comfyui
-    pack = load_pack_like_comfyui("ComfyUI-Flux2-LoRA")
-    cls = pack.NODE_CLASS_MAPPINGS["Flux2LoraGenerate"]
-    try:
-        getattr(cls(), cls.FUNCTION)(prompt="a fox", seed=int(sys.argv[2]), num_images=1, guidance_scale=2.5,
-                                     num_inference_steps=28, acceleration="regular", output_format="png",
-                                     enable_prompt_expansion=True, enable_safety_checker=True,
-                                     image_size="square", use_cache=False)
-        print("OK")
-    except Exception as exc:
-        print("ERROR", type(exc).__name__, exc)
-""")
-
 
 def machine(tmp_path, name: str, budget: str, **extra: str) -> dict[str, str]:
     """The environment of one machine: its own state folders, the shared key and stand-in."""

@@ -18,24 +18,9 @@ import time
 from importlib import import_module
 
 import pytest
-from conftest import PACK_NAME, ROOT, TEST_KEY, generate
+from conftest import PACK_NAME, ROOT, RUN_ONCE, TEST_KEY, generate
 
 from api_client.standin import StandInServer
-
-
-@pytest.fixture
-def ledger_mod(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.ledger")
-
-
-@pytest.fixture
-def budget_mod(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.budget")
-
-
-@pytest.fixture
-def budget_panel(pack):
-    return import_module(f"{PACK_NAME}.api_client.panel.budget")
 
 
 def _ledger_path():
@@ -57,23 +42,6 @@ def _wait_for_rows(count, seconds=10.0):
             return rows
         time.sleep(0.05)
     return rows
-
-
-RUN_ONCE = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, sys.argv[1])
-    from demo import load_pack_like_comfyui
-    pack = load_pack_like_comfyui("ComfyUI-Flux2-LoRA")
-    cls = pack.NODE_CLASS_MAPPINGS["Flux2LoraGenerate"]
-    try:
-        getattr(cls(), cls.FUNCTION)(prompt="a fox", seed=int(sys.argv[2]), num_images=1, guidance_scale=2.5,
-                                     num_inference_steps=28, acceleration="regular", output_format="png",
-                                     enable_prompt_expansion=True, enable_safety_checker=True,
-                                     image_size="square", use_cache=False)
-        print("OK")
-    except Exception as exc:
-        print("ERROR", type(exc).__name__, exc)
-""")
 
 
 def test_a_budget_per_day_still_holds_after_restarts(standin, tmp_path):

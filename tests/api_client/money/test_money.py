@@ -11,25 +11,9 @@ import json
 import logging
 import sys
 import time
-from importlib import import_module
 
 import pytest
 from conftest import PACK_NAME, TEST_KEY, aiohttp_app, generate, run_client
-
-
-@pytest.fixture
-def pricing(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.pricing")
-
-
-@pytest.fixture
-def balance(pack):
-    return import_module(f"{PACK_NAME}.api_client.money.balance")
-
-
-@pytest.fixture
-def balance_panel(pack):
-    return import_module(f"{PACK_NAME}.api_client.panel.balance")
 
 
 def _info(out):

@@ -18,7 +18,7 @@ class Flux2LoraSeed:
     FUNCTION = "pass_seed"
     RETURN_TYPES = ("INT",)
     RETURN_NAMES = ("seed",)
-    OUTPUT_TOOLTIPS = ("Connect to the seed input of Flux2 LoRA nodes (convert the widget to an input).",)
+    OUTPUT_TOOLTIPS = ("Connect to the seed of Flux2 LoRA nodes: drag it onto their seed widget.",)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:

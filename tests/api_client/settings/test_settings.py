@@ -300,3 +300,41 @@ def test_a_damaged_store_is_a_problem_named_with_its_file(tmp_path):
         stored.values()
     path.unlink()  # deleted, as the error advises
     assert stored.values()["credit_budget"] is None
+
+
+def test_two_settings_set_at_once_are_both_kept(tmp_path, monkeypatch):
+    """The budget (money route) and the LoRA switch (LoRA route) set at the same moment, by two route threads
+    or two processes sharing the user folder: each reads settings.json, changes its key and writes it whole.
+    Neither write may lose the other's setting: a lost budget lets every later run be sent (and billed)
+    without it, silently, after a restart or the next money setting."""
+    import threading
+
+    from api_client.lora.switch import write_setting
+
+    path = settings_path(tmp_path)
+    both_read = threading.Barrier(2, timeout=5)
+    save = SettingsStore.save
+
+    def save_after_both_read(self, values):
+        try:
+            both_read.wait()  # both have read the file: the race at its worst
+        except threading.BrokenBarrierError:
+            pass  # the store let only one in at a time: nothing to wait for
+        save(self, values)
+
+    monkeypatch.setattr(SettingsStore, "save", save_after_both_read)
+    money = StoredSettings()
+    money.use_file(path)
+    threads = [threading.Thread(target=money.set, args=("credit_budget", "5")),
+               threading.Thread(target=write_setting, args=(path.parent, "off"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    kept = json.loads(path.read_text())
+    assert kept["credit_budget"] == 5.0 and kept["check_loras"] == "off"
+    restarted = StoredSettings()
+    restarted.use_file(path)
+    assert restarted.values()["credit_budget"] == 5.0
+    money.set("balance_floor", "1")  # the next money setting reads the file again
+    assert money.values()["credit_budget"] == 5.0

@@ -302,11 +302,13 @@ def test_a_damaged_store_is_a_problem_named_with_its_file(tmp_path):
     assert stored.values()["credit_budget"] is None
 
 
-def test_two_settings_set_at_once_are_both_kept(tmp_path, monkeypatch):
-    """The budget (money route) and the LoRA switch (LoRA route) set at the same moment, by two route threads
-    or two processes sharing the user folder: each reads settings.json, changes its key and writes it whole.
-    Neither write may lose the other's setting: a lost budget lets every later run be sent (and billed)
-    without it, silently, after a restart or the next money setting."""
+@pytest.mark.parametrize("other", ["lora switch", "balance floor"])
+def test_two_settings_set_at_once_are_both_kept(tmp_path, monkeypatch, other):
+    """At page load the frontend posts every setting it holds at once: the budget (budget route), the floor
+    (balance route) and the LoRA switch (LoRA route), on the settings worker's two threads; two processes
+    may share the user folder too. Each post reads settings.json, changes its key and writes it whole.
+    Neither write may lose the other's setting: a lost budget lets runs be sent (and billed) without it,
+    silently, after a restart (before a page reposts it) or the next time the file is read."""
     import threading
 
     from api_client.lora.switch import write_setting
@@ -325,16 +327,20 @@ def test_two_settings_set_at_once_are_both_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(SettingsStore, "save", save_after_both_read)
     money = StoredSettings()
     money.use_file(path)
-    threads = [threading.Thread(target=money.set, args=("credit_budget", "5")),
-               threading.Thread(target=write_setting, args=(path.parent, "off"))]
+    if other == "lora switch":
+        second = threading.Thread(target=write_setting, args=(path.parent, "off"))
+    else:
+        second = threading.Thread(target=money.set, args=("balance_floor", "1"))
+    threads = [threading.Thread(target=money.set, args=("credit_budget", "5")), second]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     kept = json.loads(path.read_text())
-    assert kept["credit_budget"] == 5.0 and kept["check_loras"] == "off"
+    assert kept["credit_budget"] == 5.0
+    assert kept["check_loras"] == "off" if other == "lora switch" else kept["balance_floor"] == 1.0
     restarted = StoredSettings()
     restarted.use_file(path)
     assert restarted.values()["credit_budget"] == 5.0
-    money.set("balance_floor", "1")  # the next money setting reads the file again
+    money.reload()  # read again (the next setting set does)
     assert money.values()["credit_budget"] == 5.0

@@ -364,3 +364,38 @@ def test_the_lora_switch_set_on_a_damaged_file_keeps_the_money_refusal(tmp_path)
     write_setting(path.parent, "off")
     with pytest.raises(ConfigError, match="is damaged"):
         money.values()
+
+
+def test_a_setting_read_back_late_does_not_undo_one_set_meanwhile(tmp_path, monkeypatch):
+    """Setting the budget writes the file, then reads it all back into the settings in force. If that read
+    is applied after the floor (set on the settings worker's other thread at page load) was written and
+    applied, the budget's older read puts the floor back to none in this process: the file keeps it, but
+    runs go out without the floor until the next setting is set or ComfyUI restarts."""
+    import threading
+
+    path = settings_path(tmp_path)
+    money = StoredSettings()
+    money.use_file(path)
+    floor_set = threading.Event()
+    load = SettingsStore.load
+    loads: dict[str, int] = {}
+
+    def load_then_wait(self):
+        kept = load(self)
+        name = threading.current_thread().name
+        loads[name] = loads.get(name, 0) + 1
+        if name == "budget" and loads[name] == 2:  # the budget's read back (its first read is in set)
+            floor_set.wait(5)  # the floor is set meanwhile (or, kept out until this set is done, not)
+        return kept
+
+    monkeypatch.setattr(SettingsStore, "load", load_then_wait)
+    budget = threading.Thread(target=money.set, args=("credit_budget", "5"), name="budget")
+    budget.start()
+    while loads.get("budget", 0) < 2:
+        threading.Event().wait(0.01)
+    floor = threading.Thread(target=lambda: (money.set("balance_floor", "1"), floor_set.set()), name="floor")
+    floor.start()
+    budget.join(30)
+    floor.join(30)
+    assert json.loads(path.read_text())["balance_floor"] == 1.0
+    assert money.values()["balance_floor"] == 1.0 and money.values()["credit_budget"] == 5.0

@@ -143,6 +143,9 @@ class StoredSettings:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Held through a setting's write and read-back, and through any read of the file and its applying:
+        # a read applied late never undoes a setting set meanwhile. Taken before ``_lock``, never inside it.
+        self._changing = threading.RLock()
         self._values: dict[str, Any] = {key: None for key in STORED_KEYS}
         self._store: SettingsStore | None = None
         self._problem: ConfigError | None = None
@@ -157,39 +160,41 @@ class StoredSettings:
 
     def reload(self) -> None:
         """Take every setting kept on disk (another process may have set one); a bad file is kept as the problem."""
-        with self._lock:
-            store = self._store
-        if store is None:
-            return
-        try:
-            kept, problem = store.load(), None
-        except ConfigError as exc:
-            kept, problem = {}, exc
-        values: dict[str, Any] = {}
-        for key in STORED_KEYS:
+        with self._changing:
+            with self._lock:
+                store = self._store
+            if store is None:
+                return
             try:
-                values[key] = check_stored(key, kept.get(key))
+                kept, problem = store.load(), None
             except ConfigError as exc:
-                values[key] = None
-                problem = ConfigError(f"The Flux2 LoRA settings file {store.path} holds a bad value: {exc} "
-                                      "Set it again in ComfyUI's settings.")
-        with self._lock:
-            self._values.update(values)
-            self._problem = problem
+                kept, problem = {}, exc
+            values: dict[str, Any] = {}
+            for key in STORED_KEYS:
+                try:
+                    values[key] = check_stored(key, kept.get(key))
+                except ConfigError as exc:
+                    values[key] = None
+                    problem = ConfigError(f"The Flux2 LoRA settings file {store.path} holds a bad value: {exc} "
+                                          "Set it again in ComfyUI's settings.")
+            with self._lock:
+                self._values.update(values)
+                self._problem = problem
 
     def set(self, key: str, value: Any) -> None:
         """Set one setting (checked: ``ConfigError`` names it) and keep it on disk."""
         value = check_stored(key, value)
-        with self._lock:
-            store = self._store
-        if store is not None:
-            try:
-                store.set(key, value)
-            except OSError:
-                pass  # warned; in force here until a restart
-            self.reload()
-        with self._lock:
-            self._values[key] = value  # in force here even if the file could not be written
+        with self._changing:
+            with self._lock:
+                store = self._store
+            if store is not None:
+                try:
+                    store.set(key, value)
+                except OSError:
+                    pass  # warned; in force here until a restart
+                self.reload()
+            with self._lock:
+                self._values[key] = value  # in force here even if the file could not be written
 
     def get(self, key: str) -> Any:
         with self._lock:

@@ -14,17 +14,50 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from .values import STORED_KEYS, check_stored
 
+try:
+    import fcntl
+except ImportError:  # Windows: the lock below holds within this process only
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger("flux2_lora")
 
 SETTINGS_FILE = "settings.json"
 LEGACY_SWITCH_FILE = "lora_check_setting.json"
+# One lock per settings file in this process: a setting is read, changed and written under it.
+_file_locks: dict[Path, threading.Lock] = {}
+_file_locks_lock = threading.Lock()
+
+
+@contextmanager
+def _changing(path: Path) -> Iterator[None]:
+    """Hold ``path`` for one read-change-write: against this process's threads and (where the system
+    has ``flock``) other processes, so two settings set at once (the budget and the LoRA switch) are both kept."""
+    with _file_locks_lock:
+        lock = _file_locks.setdefault(path.resolve(), threading.Lock())
+    with lock:
+        handle = None
+        if fcntl is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(path.parent / f".{path.name}.lock", "a")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError:
+                if handle is not None:
+                    handle.close()
+                handle = None  # a folder that cannot be written: the save will say so
+        try:
+            yield
+        finally:
+            if handle is not None:
+                handle.close()  # releases the flock
 
 
 def settings_path(user_dir: Path) -> Path:
@@ -93,12 +126,13 @@ class SettingsStore:
     def set(self, key: str, value: Any) -> None:
         """Keep one setting: the file is read again and only ``key`` changed in it, so a setting another
         process kept meanwhile is not lost; a damaged file is replaced whole. ``OSError`` if not written."""
-        try:
-            kept = self.load()
-        except ConfigError:
-            kept = {}
-        kept[key] = value
-        self.save(kept)
+        with _changing(self.path):
+            try:
+                kept = self.load()
+            except ConfigError:
+                kept = {}
+            kept[key] = value
+            self.save(kept)
 
 
 class StoredSettings:
@@ -109,6 +143,9 @@ class StoredSettings:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Held through a setting's write and read-back, and through any read of the file and its applying:
+        # a read applied late never undoes a setting set meanwhile. Taken before ``_lock``, never inside it.
+        self._changing = threading.RLock()
         self._values: dict[str, Any] = {key: None for key in STORED_KEYS}
         self._store: SettingsStore | None = None
         self._problem: ConfigError | None = None
@@ -123,39 +160,41 @@ class StoredSettings:
 
     def reload(self) -> None:
         """Take every setting kept on disk (another process may have set one); a bad file is kept as the problem."""
-        with self._lock:
-            store = self._store
-        if store is None:
-            return
-        try:
-            kept, problem = store.load(), None
-        except ConfigError as exc:
-            kept, problem = {}, exc
-        values: dict[str, Any] = {}
-        for key in STORED_KEYS:
+        with self._changing:
+            with self._lock:
+                store = self._store
+            if store is None:
+                return
             try:
-                values[key] = check_stored(key, kept.get(key))
+                kept, problem = store.load(), None
             except ConfigError as exc:
-                values[key] = None
-                problem = ConfigError(f"The Flux2 LoRA settings file {store.path} holds a bad value: {exc} "
-                                      "Set it again in ComfyUI's settings.")
-        with self._lock:
-            self._values.update(values)
-            self._problem = problem
+                kept, problem = {}, exc
+            values: dict[str, Any] = {}
+            for key in STORED_KEYS:
+                try:
+                    values[key] = check_stored(key, kept.get(key))
+                except ConfigError as exc:
+                    values[key] = None
+                    problem = ConfigError(f"The Flux2 LoRA settings file {store.path} holds a bad value: {exc} "
+                                          "Set it again in ComfyUI's settings.")
+            with self._lock:
+                self._values.update(values)
+                self._problem = problem
 
     def set(self, key: str, value: Any) -> None:
         """Set one setting (checked: ``ConfigError`` names it) and keep it on disk."""
         value = check_stored(key, value)
-        with self._lock:
-            store = self._store
-        if store is not None:
-            try:
-                store.set(key, value)
-            except OSError:
-                pass  # warned; in force here until a restart
-            self.reload()
-        with self._lock:
-            self._values[key] = value  # in force here even if the file could not be written
+        with self._changing:
+            with self._lock:
+                store = self._store
+            if store is not None:
+                try:
+                    store.set(key, value)
+                except OSError:
+                    pass  # warned; in force here until a restart
+                self.reload()
+            with self._lock:
+                self._values[key] = value  # in force here even if the file could not be written
 
     def get(self, key: str) -> Any:
         with self._lock:

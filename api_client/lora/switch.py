@@ -43,8 +43,12 @@ def read_setting(folder: Path | None) -> str | None:
 
 
 def write_setting(folder: Path, value: str | None) -> None:
-    """Save "on"/"off", or remove the setting (None); ``OSError`` if it could not be written."""
-    _store(folder).set("check_loras", value)
+    """Save "on"/"off", or remove the setting (None); ``OSError`` if it could not be written.
+
+    ``ConfigError`` if settings.json is damaged: the file also holds the money settings, and replacing it
+    for the switch would silently drop the budget and the refusal of paid runs the damage causes.
+    """
+    _store(folder).set("check_loras", value, keep_damaged=True)
 
 
 def check_enabled(folder: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
@@ -87,4 +91,7 @@ def setting_post_answer(body: bytes, content_type: str, folder: Path | None,
         return exc.status, {"error": str(exc), **setting_status(folder, environ)}
     except OSError as exc:
         return 500, {"error": f"Could not save the setting: {exc.strerror}.", **setting_status(folder, environ)}
+    except ConfigError as exc:
+        return 409, {"error": f"{exc} The LoRA check setting was not saved, so the budget settings kept in that "
+                              "file stay in force until you set them again.", **setting_status(folder, environ)}
     return 200, setting_status(folder, environ)

@@ -123,13 +123,17 @@ class SettingsStore:
             raise
         (self.path.parent / LEGACY_SWITCH_FILE).unlink(missing_ok=True)  # the switch is in this file now
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: Any, *, keep_damaged: bool = False) -> None:
         """Keep one setting: the file is read again and only ``key`` changed in it, so a setting another
-        process kept meanwhile is not lost; a damaged file is replaced whole. ``OSError`` if not written."""
+        process kept meanwhile is not lost. A damaged file is replaced whole (setting a money setting again
+        is how the user ends the refusal it causes), unless ``keep_damaged``: then its ``ConfigError`` is
+        raised and the file, with the refusal of paid runs it causes, stays. ``OSError`` if not written."""
         with _changing(self.path):
             try:
                 kept = self.load()
             except ConfigError:
+                if keep_damaged:
+                    raise
                 kept = {}
             kept[key] = value
             self.save(kept)

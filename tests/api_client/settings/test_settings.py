@@ -346,7 +346,6 @@ def test_two_settings_set_at_once_are_both_kept(tmp_path, monkeypatch, other):
     assert money.values()["credit_budget"] == 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="review: the LoRA switch replaces a damaged settings.json whole (see report)")
 def test_the_lora_switch_set_on_a_damaged_file_keeps_the_money_refusal(tmp_path):
     """A damaged settings.json refuses paid runs until the money settings are set again (the error says so).
     Before the switch joined that file, turning the LoRA check on or off never touched it; now the switch's
@@ -361,9 +360,23 @@ def test_the_lora_switch_set_on_a_damaged_file_keeps_the_money_refusal(tmp_path)
         money.values()
     from api_client.lora.switch import write_setting
 
-    write_setting(path.parent, "off")
+    with pytest.raises(ConfigError, match="is damaged"):
+        write_setting(path.parent, "off")  # refused: the file holds the money settings
     with pytest.raises(ConfigError, match="is damaged"):
         money.values()
+    assert path.read_text() == '{"credit_budget": 5, "balance_floor": 1'
+
+
+def test_the_lora_switch_route_on_a_damaged_file_answers_409_and_keeps_the_file(tmp_path):
+    from api_client.lora.switch import setting_post_answer
+
+    path = settings_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("not json")
+    status, answer = setting_post_answer(b'{"check_loras": "off"}', "application/json", path.parent, environ={})
+    assert status == 409
+    assert "is damaged" in answer["error"] and "not saved" in answer["error"]
+    assert path.read_text() == "not json"
 
 
 def test_a_setting_read_back_late_does_not_undo_one_set_meanwhile(tmp_path, monkeypatch):

@@ -105,6 +105,12 @@ def finite_amount(value: Any) -> float | None:
     return number if math.isfinite(number) and abs(number) <= MAX_NUMBER else None
 
 
+def finite_cost(value: Any) -> float | None:
+    """A price, cost or count of a service answer: ``finite_amount`` of 0 or more, else None (unknown)."""
+    number = finite_amount(value)
+    return number if number is not None and number >= 0 else None
+
+
 def _read_int(text: str) -> int | float:
     # Checked by length first: a 5,000-digit integer is never converted (Python refuses past 4,300).
     if len(text) > 20:

@@ -29,7 +29,7 @@ from ..http.transport import Transport
 from ..runtime import settings_for
 from ..settings import LOG_WAIT_ENV
 from .limits import MODEL_EDIT, MODEL_GENERATE
-from .service import ServiceUnavailable, finite_amount, service_get
+from .service import ServiceUnavailable, finite_cost, service_get
 
 log = logging.getLogger("flux2_lora")
 
@@ -82,7 +82,7 @@ def parse_log_page(payload: Any) -> tuple[list[LogRow], bool]:
         if status not in ("succeeded", "failed"):
             continue
         cost = item.get("cost") if isinstance(item.get("cost"), dict) else {}
-        credits, usd = _cost(cost.get("credits")), _cost(cost.get("usd"))
+        credits, usd = finite_cost(cost.get("credits")), finite_cost(cost.get("usd"))
         if credits is None or usd is None:
             credits, usd = (0.0, 0.0) if status == "failed" else (
                 math.nan if credits is None else credits, math.nan if usd is None else usd)
@@ -91,11 +91,6 @@ def parse_log_page(payload: Any) -> tuple[list[LogRow], bool]:
                            client_request_id=_text(item.get("client_request_id"))))
     has_more = pagination.get("has_more") is True if isinstance(pagination, dict) else False
     return rows, has_more
-
-
-def _cost(value: Any) -> float | None:
-    amount = finite_amount(value)
-    return amount if amount is not None and amount >= 0 else None
 
 
 def _text(value: Any) -> str | None:

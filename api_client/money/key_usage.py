@@ -78,7 +78,7 @@ def read_key_usage(client: ApiClient, start: float, lag: float, cancel: Any = No
     The window is sent as explicit UTC times (``start``: local midnight or the 1st of the month).
     ``lag``: seconds the figure may lag behind a billed answer.
     """
-    from ..api.service import ServiceUnavailable, finite_amount, service_get
+    from ..api.service import ServiceUnavailable, finite_cost, service_get
 
     asked_at = time.time()
     answer = service_get(client, USAGE_PATH, [("start", _utc_iso(start)), ("end", _utc_iso(asked_at))],
@@ -86,8 +86,8 @@ def read_key_usage(client: ApiClient, start: float, lag: float, cancel: Any = No
     data = answer.payload
     if not isinstance(data, dict):
         raise ServiceUnavailable(f"{USAGE_PATH} answered JSON of another shape (no object)", permanent=True)
-    spend = finite_amount(data.get("spend"))
-    if spend is None or spend < 0:
+    spend = finite_cost(data.get("spend"))
+    if spend is None:
         raise ServiceUnavailable(f"{USAGE_PATH} answered no readable spend", permanent=True)
     if data.get("currency", "USD") != "USD":
         raise ServiceUnavailable(f"{USAGE_PATH} answered a spend that is not in USD", permanent=True)

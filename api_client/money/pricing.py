@@ -32,9 +32,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..amounts import valid_amount
 from ..api.request import expected_pixels
-from ..api.service import ServiceUnavailable, finite_amount, service_get
+from ..api.service import ServiceUnavailable, finite_cost, service_get
 from ..runtime import kept_file_path, runtime
 
 if TYPE_CHECKING:
@@ -64,12 +63,6 @@ class Quote:
         return {"usd": self.usd, "credits": self.credits, "note": self.note}
 
 
-def _number(value: Any) -> float | None:
-    """A price, rate or count of 0 or more, or None (not a number, NaN, 400 digits, negative)."""
-    number = finite_amount(value)
-    return number if valid_amount(number) else None
-
-
 def started_megapixels(width: int, height: int) -> int:
     """Whole megapixels of 2**20 pixels one picture is priced at, each one started counting whole."""
     return math.ceil(width * height / MEGAPIXEL)
@@ -83,7 +76,7 @@ def _shown(value: Any) -> str:
 
 def _rate(entry: Mapping[str, Any], num_images: int, width: int, height: int) -> tuple[float | None, str]:
     """USD for one rate entry (price, per, unit or name) over the whole run, or None and why."""
-    price, per = _number(entry.get("price")), _number(entry.get("per", 1))
+    price, per = finite_cost(entry.get("price")), finite_cost(entry.get("per", 1))
     unit = _shown(entry.get("unit") or entry.get("name") or "").strip().lower()
     if price is None or not per:
         return None, "the price list has a rate without a usable price and per"
@@ -170,7 +163,7 @@ class PriceBook:
         """The rate the last run's cost headers showed, or None before any."""
         with self._lock:
             value = self._load().get("credits_per_usd")
-        return _number(value) or None
+        return finite_cost(value) or None
 
     def learn_rate(self, credits: float | None, usd: float | None) -> None:
         """Keep the credits-per-USD rate one answer showed (both cost headers present): the highest seen.
@@ -181,7 +174,7 @@ class PriceBook:
             return
         with self._lock:
             state = self._load()
-            kept = _number(state.get("credits_per_usd")) or 0.0
+            kept = finite_cost(state.get("credits_per_usd")) or 0.0
             if credits / usd > kept:
                 state["credits_per_usd"] = credits / usd
                 self._save()
@@ -207,7 +200,7 @@ class PriceBook:
         with self._lock:
             models = self._load().get("models")
             entry = models.get(model) if isinstance(models, dict) else None
-            fresh = isinstance(entry, dict) and now - (_number(entry.get("fetched_at")) or 0.0) < REFRESH_SECONDS
+            fresh = isinstance(entry, dict) and now - (finite_cost(entry.get("fetched_at")) or 0.0) < REFRESH_SECONDS
             recently_failed = now - self._failed_at.get(model, -math.inf) < RETRY_SECONDS
         return entry, not (fresh or client is None or recently_failed)
 

@@ -53,11 +53,11 @@ class RouteWorker:
 
     def __init__(self, name: str, threads: int = 2, waiting: int = 8) -> None:
         self.name = name
-        self._threads = threads
         self._room = threads + waiting
         self._lock = threading.Lock()
         self._pending = 0
-        self._pool: ThreadPoolExecutor | None = None
+        # Its threads start with its first call (a ThreadPoolExecutor starts none until then).
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"flux2-{name}")
         self._shared: dict[str, Future] = {}
 
     def _submit(self, work: Callable[..., Any], *args: Any) -> Future:
@@ -65,10 +65,7 @@ class RouteWorker:
             if self._pending >= self._room:
                 raise RouteBusy(self.name)
             self._pending += 1
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix=f"flux2-{self.name}")
-            pool = self._pool
-        future = pool.submit(work, *args)
+        future = self._pool.submit(work, *args)
         future.add_done_callback(self._done)
         return future
 
